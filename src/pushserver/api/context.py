@@ -1,0 +1,25 @@
+"""What every request needs from the process: settings, database, secrets, key verifier."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from pushserver.db.engine import Database
+from pushserver.security.apikeys import KeyVerifier
+from pushserver.security.secretbox import SecretBox
+from pushserver.settings import Settings
+
+
+@dataclass(slots=True)
+class AppContext:
+    settings: Settings
+    database: Database
+    secrets: SecretBox
+    keys: KeyVerifier
+
+
+def get_context(request: Request) -> AppContext:
+    context: AppContext = request.app.state.context
+    return context

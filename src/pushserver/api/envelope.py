@@ -1,0 +1,89 @@
+"""Request and response envelopes of the REST contract."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, Literal, TypeVar
+
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+T = TypeVar("T")
+
+
+class ApiModel(BaseModel):
+    """Base of every API payload: camelCase on the wire, unknown request fields ignored."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+class RequestEnvelope(BaseModel, Generic[T]):
+    model_config = ConfigDict(extra="ignore")
+
+    requestObject: T  # noqa: N815 - the wire name
+
+
+class OkResponse(BaseModel):
+    status: Literal["OK"] = "OK"
+
+
+class ObjectResponse(BaseModel, Generic[T]):
+    status: Literal["OK"] = "OK"
+    responseObject: T  # noqa: N815 - the wire name
+
+
+class PagedResponse(ObjectResponse[T], Generic[T]):
+    page: int
+    size: int
+
+
+class ViolationModel(BaseModel):
+    fieldName: str  # noqa: N815
+    invalidValue: Any = None  # noqa: N815
+    hint: str
+
+
+class ErrorObject(BaseModel):
+    code: str = Field(examples=["ERROR_REQUEST"])
+    message: str
+    violations: list[ViolationModel] | None = None
+
+
+class ErrorResponse(BaseModel):
+    status: Literal["ERROR"] = "ERROR"
+    responseObject: ErrorObject  # noqa: N815
+
+
+def ok(payload: BaseModel | None = None, **extra: Any) -> JSONResponse:
+    """Render a success envelope, leaving out null fields."""
+    content: dict[str, Any] = {"status": "OK"}
+    if payload is not None:
+        content["responseObject"] = payload.model_dump(mode="json", by_alias=True, exclude_none=True)
+    content.update(extra)
+    return JSONResponse(content)
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": description}
+    for status, description in {
+        400: "Malformed JSON, missing or invalid fields (ERROR_REQUEST, with violations)",
+        401: "Missing or unknown API key (ERROR_UNAUTHORIZED)",
+        403: "The key's role does not allow this endpoint (ERROR_FORBIDDEN)",
+        413: "Request body over the limit (ERROR_PAYLOAD_TOO_LARGE)",
+        500: "A bug in the server (ERROR_GENERIC)",
+        503: "Database unavailable or shutting down (ERROR_UNAVAILABLE)",
+    }.items()
+}
+
+
+def error_responses(*extra: int) -> dict[int | str, dict[str, Any]]:
+    """The error models of an endpoint: the common ones plus ``extra`` statuses."""
+    descriptions = {
+        404: "Unknown application, campaign or message (ERROR_NOT_FOUND)",
+        409: "Conflicts with the current state (ERROR_CONFLICT)",
+        502: "PowerAuth Server could not be reached or answered an error (ERROR_PA_SERVER_COMM)",
+    }
+    responses = dict(ERROR_RESPONSES)
+    for status in extra:
+        responses[status] = {"model": ErrorResponse, "description": descriptions[status]}
+    return responses

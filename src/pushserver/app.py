@@ -1,0 +1,70 @@
+"""The ASGI application and its life cycle."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from pushserver import __version__
+from pushserver.api import handlers
+from pushserver.api.context import AppContext
+from pushserver.api.limits import JsonBodies
+from pushserver.api.metrics import RequestMetrics
+from pushserver.applications.endpoints import router as applications_router
+from pushserver.db.engine import Database
+from pushserver.devices.endpoints import router as devices_router
+from pushserver.security.apikeys import KeyVerifier
+from pushserver.security.secretbox import SecretBox, load_master_key
+from pushserver.service.endpoints import router as service_router
+from pushserver.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Registers mobile devices and delivers push notifications through Apple APNs, Google FCM and
+Huawei HMS. Every request but `/health/*` needs `Authorization: Bearer <API key>`; keys are
+made with `pushserver apikey create --role admin|sender|registrar|callback`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    secrets = SecretBox(load_master_key(settings))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = Database(settings)
+        try:
+            await database.check_schema()
+        except BaseException:
+            await database.dispose()
+            raise
+        if settings.auth_disabled:
+            log.warning("authentication is DISABLED: every request is treated as admin")
+        app.state.context = AppContext(
+            settings=settings,
+            database=database,
+            secrets=secrets,
+            keys=KeyVerifier(settings.api_key_cache_s),
+        )
+        log.info("server ready database=%s", database.engine.url.render_as_string(hide_password=True))
+        try:
+            yield
+        finally:
+            await database.dispose()
+
+    app = FastAPI(
+        title="Push Server",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    handlers.install(app)
+    for router in (service_router, devices_router, applications_router):
+        app.include_router(router)
+    app.add_middleware(JsonBodies, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics)
+    return app

@@ -1,0 +1,1 @@
+"""Applications and their APNs, FCM and HMS credentials."""

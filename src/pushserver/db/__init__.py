@@ -1,0 +1,1 @@
+"""Database engine, table models and migrations."""

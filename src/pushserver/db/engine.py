@@ -1,0 +1,90 @@
+"""The async engine, units of work, and the schema version check."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from pushserver.db import migrations
+from pushserver.errors import Unavailable
+from pushserver.settings import Settings
+
+
+class SchemaOutOfDate(Exception):
+    """The database is not at the migration head this code needs."""
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    url = make_url(settings.resolved_database_url)
+    options: dict[str, Any] = {"pool_pre_ping": True}
+
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30}, **options)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+
+    options |= {"pool_size": settings.database_pool_size, "max_overflow": 10, "pool_recycle": 1800}
+    return create_async_engine(url, **options)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+class Database:
+    """One per process: owns the engine and hands out units of work."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.engine = create_engine(settings)
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A unit of work: committed when the block succeeds, rolled back otherwise."""
+        try:
+            async with self._sessions() as session, session.begin():
+                yield session
+        except (OperationalError, DBAPIError) as exc:
+            if _is_connection_error(exc):
+                raise Unavailable("the database is unavailable") from exc
+            raise
+
+    async def ping(self) -> bool:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except (OSError, DBAPIError):
+            return False
+        return True
+
+    async def check_schema(self) -> None:
+        async with self.engine.connect() as conn:
+            current = await conn.run_sync(migrations.current_revision)
+        head = migrations.head_revision()
+        if current != head:
+            raise SchemaOutOfDate(
+                f"the database schema is at revision {current or 'none'} but this version "
+                f"needs {head}: run `pushserver db upgrade`"
+            )
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _is_connection_error(exc: DBAPIError) -> bool:
+    return bool(exc.connection_invalidated) or isinstance(exc, OperationalError) and (
+        "connect" in str(exc.orig).lower() or "server has gone away" in str(exc.orig).lower()
+    )

@@ -1,0 +1,1 @@
+"""Device registrations: one row per push token of an app installation and activation."""

@@ -1,0 +1,98 @@
+"""``/push/device/*``: registration, removal and the activation status callback."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+
+from pushserver.api.auth import allow
+from pushserver.api.context import AppContext, get_context
+from pushserver.api.envelope import OkResponse, RequestEnvelope, error_responses, ok
+from pushserver.api.routing import route
+from pushserver.devices import service
+from pushserver.devices.schemas import (
+    CreateDeviceMultiRequest,
+    CreateDeviceRequest,
+    DeleteDeviceRequest,
+    StatusUpdateRequest,
+)
+from pushserver.errors import Conflict
+from pushserver.security.apikeys import Role
+
+router = APIRouter(prefix="/push/device", tags=["Devices"])
+Context = Annotated[AppContext, Depends(get_context)]
+registrar = [Depends(allow(Role.REGISTRAR))]
+
+# Two registrations of one activation racing each other: the loser retries on fresh rows.
+_UPSERT_ATTEMPTS = 3
+
+
+async def _register(context: AppContext, request: CreateDeviceRequest | CreateDeviceMultiRequest) -> None:
+    for _ in range(_UPSERT_ATTEMPTS):
+        try:
+            async with context.database.transaction() as session:
+                await service.register(session, context.secrets, request)
+            return
+        except IntegrityError:
+            continue
+    raise Conflict("the device was changed concurrently; try again")
+
+
+@router.post(
+    "/create",
+    response_model=OkResponse,
+    responses=error_responses(404, 409, 502),
+    dependencies=registrar,
+    summary="Register a push token for an activation",
+)
+async def create_device(envelope: RequestEnvelope[CreateDeviceRequest], context: Context) -> JSONResponse:
+    await _register(context, envelope.requestObject)
+    return ok()
+
+
+@router.post(
+    "/create/multi",
+    response_model=OkResponse,
+    responses=error_responses(404, 409, 502),
+    dependencies=registrar,
+    summary="Register one push token for several activations on one phone",
+)
+async def create_device_multi(
+    envelope: RequestEnvelope[CreateDeviceMultiRequest], context: Context
+) -> JSONResponse:
+    await _register(context, envelope.requestObject)
+    return ok()
+
+
+@route(
+    router,
+    ["POST", "PUT"],
+    "/status/update",
+    response_model=OkResponse,
+    responses=error_responses(502),
+    dependencies=[Depends(allow(Role.REGISTRAR, Role.CALLBACK))],
+    summary="Activation status callback (bare body): caches the status on every device of it",
+)
+async def update_status(request: StatusUpdateRequest, context: Context) -> JSONResponse:
+    async with context.database.transaction() as session:
+        await service.update_status(session, request)
+    return ok()
+
+
+@route(
+    router,
+    ["POST", "DELETE"],
+    "/delete",
+    response_model=OkResponse,
+    responses=error_responses(404),
+    dependencies=registrar,
+    summary="Remove a push token from an application",
+)
+async def delete_device(envelope: RequestEnvelope[DeleteDeviceRequest], context: Context) -> JSONResponse:
+    request = envelope.requestObject
+    async with context.database.transaction() as session:
+        await service.remove(session, request.app_id, request.token)
+    return ok()

@@ -1,0 +1,1 @@
+"""Service status, health probes and metrics."""
