@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi import FastAPI
 from sqlalchemy import delete, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from pushserver.app import create_app
 from pushserver.db import migrations
@@ -116,16 +116,11 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture(autouse=True)
-async def _clean_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
-    """Every test that touches the database starts from empty tables."""
-    if "database" not in request.fixturenames and "client" not in request.fixturenames:
-        yield
-        return
-    db: Database = request.getfixturevalue("database")
-    async with db.transaction() as session:
+async def _clean_tables(database: Database) -> None:
+    """Every test starts from empty tables."""
+    async with database.transaction() as session:
         for table in reversed(Base.metadata.sorted_tables):
             await session.execute(delete(table))
-    yield
 
 
 @pytest.fixture

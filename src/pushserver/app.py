@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from pushserver import __version__
 from pushserver.api import handlers
+from pushserver.api.auth import Authentication
 from pushserver.api.context import AppContext
 from pushserver.api.limits import JsonBodies
 from pushserver.api.metrics import RequestMetrics
@@ -50,7 +51,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             secrets=secrets,
             keys=KeyVerifier(settings.api_key_cache_s),
         )
-        log.info("server ready database=%s", database.engine.url.render_as_string(hide_password=True))
+        log.info(
+            "server ready database=%s", database.engine.url.render_as_string(hide_password=True)
+        )
         try:
             yield
         finally:
@@ -66,5 +69,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (service_router, devices_router, applications_router):
         app.include_router(router)
     app.add_middleware(JsonBodies, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(Authentication)
     app.add_middleware(RequestMetrics)
     return app

@@ -20,7 +20,7 @@ class ApiModel(BaseModel):
 class RequestEnvelope(BaseModel, Generic[T]):
     model_config = ConfigDict(extra="ignore")
 
-    requestObject: T  # noqa: N815 - the wire name
+    requestObject: T
 
 
 class OkResponse(BaseModel):
@@ -29,7 +29,7 @@ class OkResponse(BaseModel):
 
 class ObjectResponse(BaseModel, Generic[T]):
     status: Literal["OK"] = "OK"
-    responseObject: T  # noqa: N815 - the wire name
+    responseObject: T
 
 
 class PagedResponse(ObjectResponse[T], Generic[T]):
@@ -38,8 +38,8 @@ class PagedResponse(ObjectResponse[T], Generic[T]):
 
 
 class ViolationModel(BaseModel):
-    fieldName: str  # noqa: N815
-    invalidValue: Any = None  # noqa: N815
+    fieldName: str
+    invalidValue: Any = None
     hint: str
 
 
@@ -51,14 +51,16 @@ class ErrorObject(BaseModel):
 
 class ErrorResponse(BaseModel):
     status: Literal["ERROR"] = "ERROR"
-    responseObject: ErrorObject  # noqa: N815
+    responseObject: ErrorObject
 
 
 def ok(payload: BaseModel | None = None, **extra: Any) -> JSONResponse:
     """Render a success envelope, leaving out null fields."""
     content: dict[str, Any] = {"status": "OK"}
     if payload is not None:
-        content["responseObject"] = payload.model_dump(mode="json", by_alias=True, exclude_none=True)
+        content["responseObject"] = payload.model_dump(
+            mode="json", by_alias=True, exclude_none=True
+        )
     content.update(extra)
     return JSONResponse(content)
 

@@ -16,7 +16,9 @@ from pushserver.errors import PushServerError, Violation
 log = logging.getLogger(__name__)
 
 # Request fields whose values are never echoed back, not even when they are invalid.
-SECRET_FIELDS = frozenset({"privateKeyBase64", "clientSecret", "encryptionKey", "encryptionKeyIndex"})
+SECRET_FIELDS = frozenset(
+    {"privateKeyBase64", "clientSecret", "encryptionKey", "encryptionKeyIndex"}
+)
 
 _HTTP_CODES = {
     401: "ERROR_UNAUTHORIZED",
@@ -102,8 +104,12 @@ async def _on_validation_error(_request: Request, exc: Exception) -> JSONRespons
 
 async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    code = _HTTP_CODES.get(exc.status_code, "ERROR_REQUEST" if exc.status_code < 500 else "ERROR_GENERIC")
-    message = {404: "no such endpoint", 405: "method not allowed"}.get(exc.status_code, str(exc.detail))
+    code = _HTTP_CODES.get(
+        exc.status_code, "ERROR_REQUEST" if exc.status_code < 500 else "ERROR_GENERIC"
+    )
+    message = {404: "no such endpoint", 405: "method not allowed"}.get(
+        exc.status_code, str(exc.detail)
+    )
     return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
 
 

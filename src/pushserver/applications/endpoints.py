@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from pushserver.api.auth import allow
+from pushserver.api.auth import authenticated
 from pushserver.api.context import AppContext, get_context
 from pushserver.api.envelope import ObjectResponse, OkResponse, RequestEnvelope, error_responses, ok
 from pushserver.api.routing import route
@@ -22,18 +22,15 @@ from pushserver.applications.schemas import (
     HuaweiUpdateRequest,
     IosUpdateRequest,
 )
-from pushserver.security.apikeys import Role
 
-router = APIRouter(prefix="/admin/app", tags=["Applications"])
+router = APIRouter(prefix="/admin/app", tags=["Applications"], dependencies=authenticated)
 Context = Annotated[AppContext, Depends(get_context)]
-admin_only = [Depends(allow())]
 
 
 @router.get(
     "/list",
     response_model=ObjectResponse[ApplicationList],
     responses=error_responses(),
-    dependencies=[Depends(allow(Role.SENDER))],
     summary="List applications and which providers each has credentials for",
 )
 async def list_applications(context: Context) -> JSONResponse:
@@ -46,7 +43,6 @@ async def list_applications(context: Context) -> JSONResponse:
     "/detail",
     response_model=ObjectResponse[ApplicationDetail],
     responses=error_responses(404),
-    dependencies=admin_only,
     summary="One application's credential settings, without any secret",
 )
 async def application_detail(
@@ -68,10 +64,11 @@ async def application_detail(
     "/create",
     response_model=ObjectResponse[ApplicationCreated],
     responses=error_responses(409),
-    dependencies=admin_only,
     summary="Create an application",
 )
-async def create_application(envelope: RequestEnvelope[AppIdRequest], context: Context) -> JSONResponse:
+async def create_application(
+    envelope: RequestEnvelope[AppIdRequest], context: Context
+) -> JSONResponse:
     app_id = envelope.requestObject.app_id
     async with context.database.transaction() as session:
         await service.create(session, app_id)
@@ -81,18 +78,29 @@ async def create_application(envelope: RequestEnvelope[AppIdRequest], context: C
 _credential_options = {
     "response_model": OkResponse,
     "responses": error_responses(404),
-    "dependencies": admin_only,
 }
 
 
-@route(router, ["POST", "PUT"], "/ios/update", summary="Set the APNs key of an application", **_credential_options)
+@route(
+    router,
+    ["POST", "PUT"],
+    "/ios/update",
+    summary="Set the APNs key of an application",
+    **_credential_options,
+)
 async def update_ios(envelope: RequestEnvelope[IosUpdateRequest], context: Context) -> JSONResponse:
     async with context.database.transaction() as session:
         await service.update_ios(session, context.secrets, envelope.requestObject)
     return ok()
 
 
-@route(router, ["POST", "DELETE"], "/ios/remove", summary="Remove the APNs key of an application", **_credential_options)
+@route(
+    router,
+    ["POST", "DELETE"],
+    "/ios/remove",
+    summary="Remove the APNs key of an application",
+    **_credential_options,
+)
 async def remove_ios(envelope: RequestEnvelope[AppIdRequest], context: Context) -> JSONResponse:
     async with context.database.transaction() as session:
         await service.remove_ios(session, envelope.requestObject.app_id)
@@ -106,7 +114,9 @@ async def remove_ios(envelope: RequestEnvelope[AppIdRequest], context: Context) 
     summary="Set the Firebase service account of an application",
     **_credential_options,
 )
-async def update_android(envelope: RequestEnvelope[AndroidUpdateRequest], context: Context) -> JSONResponse:
+async def update_android(
+    envelope: RequestEnvelope[AndroidUpdateRequest], context: Context
+) -> JSONResponse:
     async with context.database.transaction() as session:
         await service.update_android(session, context.secrets, envelope.requestObject)
     return ok()
@@ -132,7 +142,9 @@ async def remove_android(envelope: RequestEnvelope[AppIdRequest], context: Conte
     summary="Set the Huawei Push Kit client credentials of an application",
     **_credential_options,
 )
-async def update_huawei(envelope: RequestEnvelope[HuaweiUpdateRequest], context: Context) -> JSONResponse:
+async def update_huawei(
+    envelope: RequestEnvelope[HuaweiUpdateRequest], context: Context
+) -> JSONResponse:
     async with context.database.transaction() as session:
         await service.update_huawei(session, context.secrets, envelope.requestObject)
     return ok()

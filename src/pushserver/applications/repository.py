@@ -8,7 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pushserver.db.models import PushCredential
 
 
-async def get(session: AsyncSession, app_id: int, *, for_update: bool = False) -> PushCredential | None:
+async def get(
+    session: AsyncSession, app_id: int, *, for_update: bool = False
+) -> PushCredential | None:
     query = select(PushCredential).where(PushCredential.app_id == app_id)
     if for_update:
         query = query.with_for_update()
@@ -21,4 +23,6 @@ async def exists(session: AsyncSession, app_id: int) -> bool:
 
 
 async def list_all(session: AsyncSession) -> list[PushCredential]:
-    return list((await session.scalars(select(PushCredential).order_by(PushCredential.app_id))).all())
+    return list(
+        (await session.scalars(select(PushCredential).order_by(PushCredential.app_id))).all()
+    )

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import BeforeValidator, Field, StringConstraints
 
 from pushserver.api.envelope import ApiModel
 
-AppId = Annotated[int, Field(gt=0, le=2**63 - 1, description="Numeric application id")]
+
+def _not_boolean(value: Any) -> Any:
+    # Lax integer parsing would take `true` for application 1 and act on the wrong app.
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
+# The validator comes after Field so that OpenAPI still shows the bounds as JSON Schema keywords.
+AppId = Annotated[
+    int,
+    Field(gt=0, le=2**63 - 1, description="Numeric application id"),
+    BeforeValidator(_not_boolean),
+]
 Text255 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 Environment = Literal["development", "production"]
 

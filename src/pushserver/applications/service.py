@@ -52,7 +52,9 @@ async def create(session: AsyncSession, app_id: int) -> None:
     log.info("application created app_id=%s", app_id)
 
 
-async def require(session: AsyncSession, app_id: int, *, for_update: bool = False) -> PushCredential:
+async def require(
+    session: AsyncSession, app_id: int, *, for_update: bool = False
+) -> PushCredential:
     row = await repository.get(session, app_id, for_update=for_update)
     if row is None:
         raise NotFound(f"application {app_id} does not exist")
@@ -89,18 +91,26 @@ async def update_ios(session: AsyncSession, box: SecretBox, request: IosUpdateRe
     log.info("credentials updated app_id=%s provider=apns key_id=%s", row.app_id, row.ios_key_id)
 
 
-async def update_android(session: AsyncSession, box: SecretBox, request: AndroidUpdateRequest) -> None:
+async def update_android(
+    session: AsyncSession, box: SecretBox, request: AndroidUpdateRequest
+) -> None:
     account = credentials.check_service_account(request.private_key_base64)
     row = await require(session, request.app_id, for_update=True)
     row.android_project_id = request.project_id or account.project_id
-    row.android_private_key = box.seal(account.raw, sealing_context("android_private_key", row.app_id))
+    row.android_private_key = box.seal(
+        account.raw, sealing_context("android_private_key", row.app_id)
+    )
     row.timestamp_last_updated = utcnow()
     log.info(
-        "credentials updated app_id=%s provider=fcm project_id=%s", row.app_id, row.android_project_id
+        "credentials updated app_id=%s provider=fcm project_id=%s",
+        row.app_id,
+        row.android_project_id,
     )
 
 
-async def update_huawei(session: AsyncSession, box: SecretBox, request: HuaweiUpdateRequest) -> None:
+async def update_huawei(
+    session: AsyncSession, box: SecretBox, request: HuaweiUpdateRequest
+) -> None:
     row = await require(session, request.app_id, for_update=True)
     row.huawei_project_id = request.project_id
     row.huawei_client_id = request.client_id
@@ -108,7 +118,11 @@ async def update_huawei(session: AsyncSession, box: SecretBox, request: HuaweiUp
         request.client_secret.encode(), sealing_context("huawei_client_secret", row.app_id)
     )
     row.timestamp_last_updated = utcnow()
-    log.info("credentials updated app_id=%s provider=hms project_id=%s", row.app_id, row.huawei_project_id)
+    log.info(
+        "credentials updated app_id=%s provider=hms project_id=%s",
+        row.app_id,
+        row.huawei_project_id,
+    )
 
 
 async def remove_ios(session: AsyncSession, app_id: int) -> None:

@@ -10,7 +10,12 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from pushserver.db import migrations
 from pushserver.errors import Unavailable
@@ -85,6 +90,7 @@ class Database:
 
 
 def _is_connection_error(exc: DBAPIError) -> bool:
-    return bool(exc.connection_invalidated) or isinstance(exc, OperationalError) and (
-        "connect" in str(exc.orig).lower() or "server has gone away" in str(exc.orig).lower()
+    return bool(exc.connection_invalidated) or (
+        isinstance(exc, OperationalError)
+        and ("connect" in str(exc.orig).lower() or "server has gone away" in str(exc.orig).lower())
     )

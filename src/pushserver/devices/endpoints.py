@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 
-from pushserver.api.auth import allow
+from pushserver.api.auth import authenticated
 from pushserver.api.context import AppContext, get_context
 from pushserver.api.envelope import OkResponse, RequestEnvelope, error_responses, ok
 from pushserver.api.routing import route
@@ -20,17 +20,17 @@ from pushserver.devices.schemas import (
     StatusUpdateRequest,
 )
 from pushserver.errors import Conflict
-from pushserver.security.apikeys import Role
 
-router = APIRouter(prefix="/push/device", tags=["Devices"])
+router = APIRouter(prefix="/push/device", tags=["Devices"], dependencies=authenticated)
 Context = Annotated[AppContext, Depends(get_context)]
-registrar = [Depends(allow(Role.REGISTRAR))]
 
 # Two registrations of one activation racing each other: the loser retries on fresh rows.
 _UPSERT_ATTEMPTS = 3
 
 
-async def _register(context: AppContext, request: CreateDeviceRequest | CreateDeviceMultiRequest) -> None:
+async def _register(
+    context: AppContext, request: CreateDeviceRequest | CreateDeviceMultiRequest
+) -> None:
     for _ in range(_UPSERT_ATTEMPTS):
         try:
             async with context.database.transaction() as session:
@@ -45,10 +45,11 @@ async def _register(context: AppContext, request: CreateDeviceRequest | CreateDe
     "/create",
     response_model=OkResponse,
     responses=error_responses(404, 409, 502),
-    dependencies=registrar,
     summary="Register a push token for an activation",
 )
-async def create_device(envelope: RequestEnvelope[CreateDeviceRequest], context: Context) -> JSONResponse:
+async def create_device(
+    envelope: RequestEnvelope[CreateDeviceRequest], context: Context
+) -> JSONResponse:
     await _register(context, envelope.requestObject)
     return ok()
 
@@ -57,7 +58,6 @@ async def create_device(envelope: RequestEnvelope[CreateDeviceRequest], context:
     "/create/multi",
     response_model=OkResponse,
     responses=error_responses(404, 409, 502),
-    dependencies=registrar,
     summary="Register one push token for several activations on one phone",
 )
 async def create_device_multi(
@@ -73,7 +73,6 @@ async def create_device_multi(
     "/status/update",
     response_model=OkResponse,
     responses=error_responses(502),
-    dependencies=[Depends(allow(Role.REGISTRAR, Role.CALLBACK))],
     summary="Activation status callback (bare body): caches the status on every device of it",
 )
 async def update_status(request: StatusUpdateRequest, context: Context) -> JSONResponse:
@@ -88,10 +87,11 @@ async def update_status(request: StatusUpdateRequest, context: Context) -> JSONR
     "/delete",
     response_model=OkResponse,
     responses=error_responses(404),
-    dependencies=registrar,
     summary="Remove a push token from an application",
 )
-async def delete_device(envelope: RequestEnvelope[DeleteDeviceRequest], context: Context) -> JSONResponse:
+async def delete_device(
+    envelope: RequestEnvelope[DeleteDeviceRequest], context: Context
+) -> JSONResponse:
     request = envelope.requestObject
     async with context.database.transaction() as session:
         await service.remove(session, request.app_id, request.token)

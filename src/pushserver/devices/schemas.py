@@ -7,7 +7,14 @@ import binascii
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from pushserver.api.envelope import ApiModel
 from pushserver.applications.schemas import AppId
@@ -107,5 +114,5 @@ class StatusUpdateRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    activationId: ActivationId  # noqa: N815
-    activationStatus: StatusField | None = None  # noqa: N815
+    activationId: ActivationId
+    activationStatus: StatusField | None = None

@@ -49,7 +49,9 @@ def resolve_activation(
     if status is ActivationStatus.REMOVED:
         raise RequestInvalid(
             f"activation {activation_id} is REMOVED and cannot register a device",
-            violations=[Violation("requestObject.activationStatus", "must not be REMOVED", status.value)],
+            violations=[
+                Violation("requestObject.activationStatus", "must not be REMOVED", status.value)
+            ],
         )
     return Activation(activation_id, user_id, status)
 
@@ -61,7 +63,9 @@ async def register(
     await applications.require(session, request.app_id)
 
     multi = isinstance(request, CreateDeviceMultiRequest)
-    activation_ids = list(dict.fromkeys(request.activation_ids if multi else [request.activation_id]))
+    activation_ids = list(
+        dict.fromkeys(request.activation_ids if multi else [request.activation_id])
+    )
     activations = [
         resolve_activation(a, request.user_id, request.activation_status) for a in activation_ids
     ]
@@ -136,7 +140,9 @@ async def update_status(session: AsyncSession, request: StatusUpdateRequest) -> 
     if request.activationStatus is None:
         raise RequestInvalid(
             "activationStatus is required when no PowerAuth Server is configured",
-            violations=[Violation("activationStatus", "is required when no PowerAuth Server is configured")],
+            violations=[
+                Violation("activationStatus", "is required when no PowerAuth Server is configured")
+            ],
         )
     active = request.activationStatus is ActivationStatus.ACTIVE
     changed = await repository.set_active(session, request.activationId, active)

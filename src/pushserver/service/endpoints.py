@@ -10,16 +10,21 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from pushserver import __version__
-from pushserver.api.auth import allow
+from pushserver.api.auth import authenticated
 from pushserver.api.context import AppContext, get_context
-from pushserver.api.envelope import ApiModel, ErrorResponse, ObjectResponse, OkResponse, error_responses, ok
+from pushserver.api.envelope import (
+    ApiModel,
+    ErrorResponse,
+    ObjectResponse,
+    OkResponse,
+    error_responses,
+    ok,
+)
 from pushserver.api.handlers import error_response
 from pushserver.db.types import utcnow
-from pushserver.security.apikeys import Role
 
 router = APIRouter()
 Context = Annotated[AppContext, Depends(get_context)]
-any_role = [Depends(allow(Role.SENDER, Role.REGISTRAR, Role.CALLBACK))]
 
 
 class ServiceStatus(ApiModel):
@@ -35,7 +40,7 @@ class ServiceStatus(ApiModel):
     tags=["Service"],
     response_model=ObjectResponse[ServiceStatus],
     responses=error_responses(),
-    dependencies=any_role,
+    dependencies=authenticated,
     summary="Name, environment, version and time of this server",
 )
 async def service_status(context: Context) -> JSONResponse:
@@ -74,7 +79,7 @@ async def ready(context: Context) -> JSONResponse:
     tags=["Service"],
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}, **error_responses()},
-    dependencies=any_role,
+    dependencies=authenticated,
     summary="Prometheus metrics in the text exposition format",
 )
 async def metrics() -> Response:

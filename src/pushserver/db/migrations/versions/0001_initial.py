@@ -118,7 +118,9 @@ def upgrade() -> None:
         sa.Column("campaign_id", sa.BigInteger(), nullable=False),
         sa.Column("user_id", sa.String(255), nullable=False),
         _created(),
-        sa.UniqueConstraint("campaign_id", "user_id", name="push_campaign_user_campaign_id_user_id_uq"),
+        sa.UniqueConstraint(
+            "campaign_id", "user_id", name="push_campaign_user_campaign_id_user_id_uq"
+        ),
     )
     op.create_index("push_campaign_user_campaign_id_idx", "push_campaign_user", ["campaign_id"])
     op.create_index("push_campaign_user_user_id_idx", "push_campaign_user", ["user_id"])
@@ -132,7 +134,10 @@ def upgrade() -> None:
         sa.Column("status", sa.Integer(), nullable=False),
         _created(),
         sa.UniqueConstraint(
-            "campaign_id", "platform", "token", name="push_campaign_device_campaign_id_platform_token_uq"
+            "campaign_id",
+            "platform",
+            "token",
+            name="push_campaign_device_campaign_id_platform_token_uq",
         ),
     )
     op.create_index("push_campaign_device_campaign_id_idx", "push_campaign_device", ["campaign_id"])

@@ -1,0 +1,3 @@
+from pushserver.cli import main
+
+main()
