@@ -90,7 +90,7 @@ def settings(migrated_url: str, data_dir: Path) -> Settings:
         master_key=TEST_MASTER_KEY,
         api_key_cache_s=0,
         max_body_bytes=64 * 1024,
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
     )
 
 

@@ -38,6 +38,48 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     api_key_cache_s: float = Field(default=5.0, ge=0)
 
+    # Providers: every base URL is a setting, so a proxy, a test or a benchmark can redirect it.
+    apns_production_url: str = "https://api.push.apple.com"
+    apns_development_url: str = "https://api.sandbox.push.apple.com"
+    fcm_url: str = Field(
+        default="https://fcm.googleapis.com", description="Base URL before /v1/projects/..."
+    )
+    hms_url: str = "https://push-api.cloud.huawei.com"
+    hms_token_url: str = "https://oauth-login.cloud.huawei.com/oauth2/v3/token"  # noqa: S105
+    provider_ca_file: Path | None = Field(
+        default=None, description="Extra certificate authorities (PEM) to trust for provider TLS"
+    )
+    provider_connect_timeout_s: float = Field(default=5.0, gt=0)
+    provider_timeout_s: float = Field(default=10.0, gt=0, description="Whole request, per attempt")
+    apns_connections: int = Field(default=2, ge=1, le=32)
+    apns_streams_per_connection: int = Field(default=500, ge=1, le=1000)
+    fcm_connections: int = Field(default=2, ge=1, le=32)
+    fcm_streams_per_connection: int = Field(default=200, ge=1, le=1000)
+    hms_connections: int = Field(default=1, ge=1, le=32)
+    hms_streams_per_connection: int = Field(default=100, ge=1, le=1000)
+    apns_token_ttl_s: float = Field(
+        default=1800, ge=1200, le=3000, description="Age at which the APNs JWT is renewed"
+    )
+
+    # Delivery
+    sync_send_timeout_s: float = Field(
+        default=10.0, gt=0, description="Longest a SYNCHRONOUS send waits for the providers"
+    )
+    max_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    retry_max_attempts: int = Field(default=8, ge=1, le=100)
+    retry_base_s: float = Field(default=2.0, gt=0)
+    retry_max_s: float = Field(default=900.0, gt=0)
+    worker_enabled: bool | None = Field(
+        default=None,
+        description="Run the delivery worker inside `serve`; by default only on SQLite",
+    )
+    worker_batch_size: int = Field(default=500, ge=1, le=10_000)
+    worker_lease_s: float = Field(default=60.0, ge=5)
+    worker_idle_s: float = Field(default=0.5, gt=0, description="Longest sleep when idle")
+    credentials_refresh_s: float = Field(
+        default=2.0, gt=0, description="How often a process looks for changed credentials"
+    )
+
     application_name: str = "push-server"
     application_display_name: str = "Push Server"
     application_environment: str = "production"

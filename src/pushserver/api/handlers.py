@@ -20,6 +20,8 @@ SECRET_FIELDS = frozenset(
     {"privateKeyBase64", "clientSecret", "encryptionKey", "encryptionKeyIndex"}
 )
 
+NOT_JSON = "the body is not valid JSON"
+
 _HTTP_CODES = {
     401: "ERROR_UNAUTHORIZED",
     403: "ERROR_FORBIDDEN",
@@ -60,7 +62,7 @@ def violations_from(errors: Sequence[Any]) -> list[Violation]:
         field_name = _field_path(location) or "requestObject"
         kind = error.get("type", "")
         if kind == "json_invalid":
-            violations.append(Violation("requestObject", "the body is not valid JSON"))
+            violations.append(Violation("requestObject", NOT_JSON))
             continue
         hidden = any(part in SECRET_FIELDS for part in location)
         value = None if kind == "missing" else error.get("input")
@@ -97,7 +99,7 @@ async def _on_push_server_error(_request: Request, exc: Exception) -> JSONRespon
 async def _on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     violations = violations_from(exc.errors())
-    malformed = any(v.hint == "the body is not valid JSON" for v in violations)
+    malformed = any(v.hint == NOT_JSON for v in violations)
     message = "malformed JSON" if malformed else "the request is invalid"
     return error_response(400, "ERROR_REQUEST", message, violations)
 
@@ -107,6 +109,10 @@ async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
     code = _HTTP_CODES.get(
         exc.status_code, "ERROR_REQUEST" if exc.status_code < 500 else "ERROR_GENERIC"
     )
+    if exc.status_code == 400:
+        # The framework could not parse the body at all (nesting too deep, say).
+        violation = Violation("requestObject", NOT_JSON)
+        return error_response(400, "ERROR_REQUEST", "malformed JSON", [violation])
     message = {404: "no such endpoint", 405: "method not allowed"}.get(
         exc.status_code, str(exc.detail)
     )
