@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,7 +17,10 @@ from pushserver.api.limits import JsonBodies
 from pushserver.api.metrics import RequestMetrics
 from pushserver.applications.endpoints import router as applications_router
 from pushserver.db.engine import Database
+from pushserver.delivery.registry import SenderRegistry
+from pushserver.delivery.worker import Worker
 from pushserver.devices.endpoints import router as devices_router
+from pushserver.messages.endpoints import router as messages_router
 from pushserver.security.apikeys import KeyVerifier
 from pushserver.security.secretbox import SecretBox, load_master_key
 from pushserver.service.endpoints import router as service_router
@@ -45,18 +49,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise
         if settings.auth_disabled:
             log.warning("authentication is DISABLED: every request is treated as admin")
-        app.state.context = AppContext(
+        registry = SenderRegistry(settings, database, secrets)
+        context = AppContext(
             settings=settings,
             database=database,
             secrets=secrets,
             keys=KeyVerifier(settings.api_key_cache_s),
+            registry=registry,
         )
+        worker_task = None
+        if settings.runs_worker_in_serve:
+            context.worker = Worker(settings, database, registry)
+            worker_task = asyncio.create_task(context.worker.run())
+        app.state.context = context
         log.info(
-            "server ready database=%s", database.engine.url.render_as_string(hide_password=True)
+            "server ready database=%s worker=%s",
+            database.engine.url.render_as_string(hide_password=True),
+            "in-process" if worker_task else "separate",
         )
         try:
             yield
         finally:
+            if context.worker is not None and worker_task is not None:
+                context.worker.stop()
+                await worker_task
+            await registry.close()
             await database.dispose()
 
     app = FastAPI(
@@ -66,7 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     handlers.install(app)
-    for router in (service_router, devices_router, applications_router):
+    for router in (service_router, devices_router, messages_router, applications_router):
         app.include_router(router)
     app.add_middleware(JsonBodies, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(Authentication)

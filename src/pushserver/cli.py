@@ -72,6 +72,40 @@ def serve(
     )
 
 
+@app.command()
+def worker(
+    lanes: Annotated[int, typer.Option(help="Batches in flight at once", min=1, max=16)] = 2,
+) -> None:
+    """Deliver queued messages: claim due ones from the database, send, record the outcomes."""
+    settings = _settings()
+    try:
+        asyncio.run(_check_schema(settings))
+    except SchemaOutOfDate as exc:
+        err.print(f"[red]{exc}")
+        raise typer.Exit(1) from None
+    asyncio.run(_run_worker(settings, lanes))
+
+
+async def _run_worker(settings: Settings, lanes: int) -> None:
+    import signal
+
+    from pushserver.delivery.registry import SenderRegistry
+    from pushserver.delivery.worker import Worker
+    from pushserver.security.secretbox import SecretBox, load_master_key
+
+    database = Database(settings)
+    registry = SenderRegistry(settings, database, SecretBox(load_master_key(settings)))
+    runner = Worker(settings, database, registry, lanes=lanes)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, runner.stop)
+    try:
+        await runner.run()
+    finally:
+        await registry.close()
+        await database.dispose()
+
+
 async def _check_schema(settings: Settings) -> None:
     database = Database(settings)
     try:

@@ -102,6 +102,10 @@ class Settings(BaseSettings):
         return self.resolved_database_url.startswith("sqlite")
 
     @property
+    def runs_worker_in_serve(self) -> bool:
+        return self.is_sqlite if self.worker_enabled is None else self.worker_enabled
+
+    @property
     def listens_publicly(self) -> bool:
         try:
             return not ipaddress.ip_address(self.host).is_loopback

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from pushserver.db.engine import Database
+from pushserver.delivery.registry import SenderRegistry
+from pushserver.delivery.worker import Worker
 from pushserver.security.apikeys import KeyVerifier
 from pushserver.security.secretbox import SecretBox
 from pushserver.settings import Settings
@@ -18,6 +20,8 @@ class AppContext:
     database: Database
     secrets: SecretBox
     keys: KeyVerifier
+    registry: SenderRegistry
+    worker: Worker | None = None
 
 
 def get_context(request: Request) -> AppContext:

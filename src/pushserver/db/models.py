@@ -72,6 +72,7 @@ class PushCredential(Base):
 
 class PushMessage(Base):
     __tablename__ = "push_message"
+    __table_args__ = (Index(None, "status", "next_attempt_at"),)
 
     id: Mapped[int] = mapped_column(Identity64, primary_key=True, autoincrement=True)
     device_registration_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
@@ -83,6 +84,18 @@ class PushMessage(Base):
     message_body: Mapped[str] = mapped_column(LongText)
     timestamp_created: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     status: Mapped[int] = mapped_column(Integer, default=0)
+    # added by 0002: delivery state
+    app_id: Mapped[int | None] = mapped_column(BigInteger)
+    platform: Mapped[str | None] = mapped_column(String(30))
+    push_token: Mapped[str | None] = mapped_column(String(255))
+    environment: Mapped[str | None] = mapped_column(String(20))
+    priority: Mapped[str | None] = mapped_column(String(10))
+    valid_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(1000))
+    timestamp_last_attempt: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    timestamp_sent: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class PushCampaign(Base):

@@ -1,0 +1,1 @@
+"""Delivery to APNs, FCM and HMS: payloads, transport, senders, outcomes, and the worker."""

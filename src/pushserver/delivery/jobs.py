@@ -1,0 +1,216 @@
+"""The work queue in ``push_message``: claiming due messages and writing back what happened."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pushserver.db.models import PushDevice, PushMessage
+from pushserver.delivery.outcomes import Outcome, Verdict
+from pushserver.messages.schemas import FAILED, PENDING, SENT
+from pushserver.settings import Settings
+
+NO_ANSWER = "no answer from the provider within the synchronous send timeout"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One message to one device, as claimed from the queue."""
+
+    message_id: int
+    app_id: int
+    device_id: int | None
+    platform: str
+    token: str
+    environment: str | None
+    body: str
+    silent: bool
+    priority: str | None
+    encrypted: bool
+    valid_until: datetime | None
+    attempts: int
+
+
+_JOB_COLUMNS = (
+    PushMessage.id,
+    PushMessage.app_id,
+    PushMessage.device_registration_id,
+    PushMessage.platform,
+    PushMessage.push_token,
+    PushMessage.environment,
+    PushMessage.message_body,
+    PushMessage.silent,
+    PushMessage.priority,
+    PushMessage.encrypted,
+    PushMessage.valid_until,
+    PushMessage.attempts,
+)
+
+
+async def claim(session: AsyncSession, batch_size: int, lease_s: float, now: datetime) -> list[Job]:
+    """Take up to ``batch_size`` due messages and hold them for ``lease_s``.
+
+    Rows other workers hold are skipped, not waited for. A holder that dies loses its lease
+    when it runs out, and the messages are claimed again.
+    """
+    query = (
+        select(*_JOB_COLUMNS)
+        .where(PushMessage.status == PENDING, PushMessage.next_attempt_at <= now)
+        .order_by(PushMessage.next_attempt_at)
+        .limit(batch_size)
+        .with_for_update(skip_locked=True)
+    )
+    rows = (await session.execute(query)).all()
+    if not rows:
+        return []
+    ids = [row.id for row in rows]
+    await session.execute(
+        update(PushMessage)
+        .where(PushMessage.id.in_(ids))
+        .values(
+            next_attempt_at=now + timedelta(seconds=lease_s),
+            attempts=PushMessage.attempts + 1,
+            timestamp_last_attempt=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return [
+        Job(
+            message_id=row.id,
+            app_id=row.app_id,
+            device_id=row.device_registration_id,
+            platform=row.platform,
+            token=row.push_token,
+            environment=row.environment,
+            body=row.message_body,
+            silent=row.silent,
+            priority=row.priority,
+            encrypted=row.encrypted,
+            valid_until=row.valid_until,
+            attempts=row.attempts + 1,
+        )
+        for row in rows
+    ]
+
+
+async def release(session: AsyncSession, message_ids: Sequence[int], now: datetime) -> None:
+    """Hand unfinished messages back at once, instead of when their lease runs out."""
+    if message_ids:
+        await session.execute(
+            update(PushMessage)
+            .where(PushMessage.id.in_(message_ids), PushMessage.status == PENDING)
+            .values(next_attempt_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def backoff_s(settings: Settings, attempts: int, retry_after_s: float | None) -> float:
+    """Exponential backoff with jitter, never sooner than the provider asked."""
+    ceiling = min(settings.retry_max_s, settings.retry_base_s * 2 ** max(attempts - 1, 0))
+    delay = random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
+    return max(delay, retry_after_s or 0.0)
+
+
+async def record(
+    session: AsyncSession,
+    results: Sequence[tuple[Job, Outcome | None]],
+    settings: Settings,
+    now: datetime,
+) -> dict[int, int]:
+    """Write every outcome back: one statement for the sent, one per row for the rest.
+
+    ``None`` means no answer came in time: the message stays PENDING for a retry. Answers the
+    status each message ended in.
+    """
+    statuses: dict[int, int] = {}
+    sent_ids: list[int] = []
+    changes: list[dict[str, object]] = []
+    dead: list[tuple[Job, Outcome]] = []
+
+    for job, outcome in results:
+        if outcome is not None and outcome.verdict is Verdict.SENT:
+            sent_ids.append(job.message_id)
+            statuses[job.message_id] = SENT
+            continue
+        change = _change(job, outcome, settings, now)
+        statuses[job.message_id] = int(change["status"])  # type: ignore[call-overload]
+        changes.append(change)
+        if outcome is not None and outcome.verdict is Verdict.DEAD_TOKEN:
+            dead.append((job, outcome))
+
+    if sent_ids:
+        await session.execute(
+            update(PushMessage)
+            .where(PushMessage.id.in_(sent_ids))
+            .values(status=SENT, timestamp_sent=now, next_attempt_at=None, last_error=None)
+            .execution_options(synchronize_session=False)
+        )
+    if changes:
+        await session.execute(update(PushMessage), changes)
+    for job, outcome in dead:
+        await _delete_dead_device(session, job, outcome)
+    return statuses
+
+
+def _change(
+    job: Job, outcome: Outcome | None, settings: Settings, now: datetime
+) -> dict[str, object]:
+    error: str | None = NO_ANSWER
+    wait_s: float | None = None
+    retry = True
+    if outcome is not None:
+        retry = outcome.verdict in (Verdict.RETRY, Verdict.REAUTHORIZE)
+        error, wait_s = outcome.error, outcome.retry_after_s
+
+    if not retry:
+        return {
+            "id": job.message_id,
+            "status": FAILED,
+            "last_error": _clip(error),
+            "next_attempt_at": None,
+        }
+    if job.attempts >= settings.retry_max_attempts:
+        error = f"gave up after {job.attempts} attempts; last: {error}"
+        return {
+            "id": job.message_id,
+            "status": FAILED,
+            "last_error": _clip(error),
+            "next_attempt_at": None,
+        }
+
+    due = now + timedelta(seconds=backoff_s(settings, job.attempts, wait_s))
+    if job.valid_until is not None and due >= job.valid_until:
+        error = f"validUntil passes before the next attempt; last: {error}"
+        return {
+            "id": job.message_id,
+            "status": FAILED,
+            "last_error": _clip(error),
+            "next_attempt_at": None,
+        }
+    return {
+        "id": job.message_id,
+        "status": PENDING,
+        "last_error": _clip(error),
+        "next_attempt_at": due,
+    }
+
+
+def _clip(error: str | None) -> str | None:
+    return error[:1000] if error else error
+
+
+async def _delete_dead_device(session: AsyncSession, job: Job, outcome: Outcome) -> None:
+    """Remove the device the provider disowned, unless it registered again since."""
+    if job.device_id is None:
+        return
+    query = delete(PushDevice).where(
+        PushDevice.id == job.device_id, PushDevice.push_token == job.token
+    )
+    if outcome.token_invalid_since is not None:
+        query = query.where(PushDevice.timestamp_created < outcome.token_invalid_since)
+    await session.execute(query.execution_options(synchronize_session=False))

@@ -1,0 +1,113 @@
+"""The delivery worker: claims due messages in batches, sends them, writes the outcomes back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+
+from pushserver.db.engine import Database
+from pushserver.db.types import utcnow
+from pushserver.delivery import jobs
+from pushserver.delivery.dispatch import deliver
+from pushserver.delivery.jobs import Job
+from pushserver.delivery.outcomes import Outcome, Verdict
+from pushserver.delivery.registry import SenderRegistry
+from pushserver.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(
+        self, settings: Settings, database: Database, registry: SenderRegistry, lanes: int = 2
+    ) -> None:
+        self._settings = settings
+        self._database = database
+        self._registry = registry
+        self._lanes = lanes
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        # One claim at a time per process: on SQLite, claims are not isolated from each other.
+        self._claiming = asyncio.Lock()
+
+    def wake(self) -> None:
+        """New work was queued: look now rather than at the next poll."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        log.info(
+            "worker started lanes=%d batch_size=%d", self._lanes, self._settings.worker_batch_size
+        )
+        await asyncio.gather(*(self._lane() for _ in range(self._lanes)))
+        log.info("worker stopped")
+
+    async def _lane(self) -> None:
+        idle_s = 0.01
+        while not self._stopping.is_set():
+            try:
+                handled = await self.run_once()
+            except Exception:
+                log.exception("worker batch failed; retrying")
+                handled = 0
+            if handled:
+                idle_s = 0.01
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), idle_s)
+            idle_s = min(idle_s * 2, self._settings.worker_idle_s)
+
+    async def run_once(self) -> int:
+        """Claim, send and record one batch; the number of messages handled."""
+        settings = self._settings
+        async with self._claiming, self._database.transaction() as session:
+            claimed = await jobs.claim(
+                session, settings.worker_batch_size, settings.worker_lease_s, utcnow()
+            )
+        if not claimed:
+            return 0
+
+        started = time.monotonic()
+        try:
+            results = await deliver(claimed, self._registry, utcnow())
+        except BaseException:
+            async with self._database.transaction() as session:
+                await jobs.release(session, [job.message_id for job in claimed], utcnow())
+            raise
+        async with self._database.transaction() as session:
+            await jobs.record(session, results, settings, utcnow())
+        _log_batch(results, time.monotonic() - started)
+        return len(claimed)
+
+
+def _log_batch(results: Sequence[tuple[Job, Outcome | None]], elapsed_s: float) -> None:
+    counts = {verdict: 0 for verdict in Verdict}
+    alerted: set[tuple[int, str]] = set()
+    for job, outcome in results:
+        if outcome is None:
+            continue
+        counts[outcome.verdict] += 1
+        if outcome.credential_problem and (job.app_id, job.platform) not in alerted:
+            alerted.add((job.app_id, job.platform))
+            log.warning(
+                "provider refused credentials app_id=%s platform=%s error=%s",
+                job.app_id,
+                job.platform,
+                outcome.error,
+            )
+    log.info(
+        "batch delivered messages=%d sent=%d retry=%d failed=%d dead_tokens=%d elapsed_s=%.3f",
+        len(results),
+        counts[Verdict.SENT],
+        counts[Verdict.RETRY] + counts[Verdict.REAUTHORIZE],
+        counts[Verdict.FAILED],
+        counts[Verdict.DEAD_TOKEN],
+        elapsed_s,
+    )

@@ -1,0 +1,1 @@
+"""Messages: single and batch sends, synchronous or queued, and the message log."""

@@ -1,0 +1,219 @@
+"""Sending: resolve each message to devices, log one row per device, deliver or queue."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pushserver.applications import service as applications
+from pushserver.db.engine import Database
+from pushserver.db.types import utcnow
+from pushserver.delivery import jobs
+from pushserver.delivery.dispatch import deliver
+from pushserver.delivery.jobs import Job
+from pushserver.delivery.payloads import APNS_MAX_PAYLOAD_BYTES, Notification, apns_payload
+from pushserver.delivery.registry import SenderRegistry
+from pushserver.errors import NotFound, PayloadTooLarge, RequestInvalid, Violation
+from pushserver.messages import repository
+from pushserver.messages.schemas import (
+    FAILED,
+    PENDING,
+    SENT,
+    STATUS_VALUES,
+    Message,
+    MessageDetail,
+    Mode,
+    PlatformCounts,
+    SendResult,
+)
+from pushserver.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# A synchronous send holds its messages a little past its own deadline, so no worker takes them
+# while it still waits for the providers.
+SYNC_HOLD_MARGIN_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Sending:
+    settings: Settings
+    database: Database
+    registry: SenderRegistry
+
+
+def body_json(message: Message) -> str:
+    body = message.body.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+def _check_apns_size(index: int, message: Message, body: str) -> None:
+    notification = Notification.from_body(
+        json.loads(body), silent=message.attributes.silent, high_priority=True
+    )
+    size = len(apns_payload(notification))
+    if size > APNS_MAX_PAYLOAD_BYTES:
+        raise PayloadTooLarge(
+            f"message {index}: the APNs payload would be {size} bytes, "
+            f"over {APNS_MAX_PAYLOAD_BYTES}",
+            violations=[
+                Violation(f"message[{index}].body", f"APNs allows {APNS_MAX_PAYLOAD_BYTES} bytes")
+            ],
+        )
+
+
+async def _log_rows(
+    session: AsyncSession, app_id: int, messages: Sequence[Message], mode: Mode, settings: Settings
+) -> tuple[list[int], list[dict[str, Any]]]:
+    """Insert one PENDING row per message and device; the ids and the rows."""
+    now = utcnow()
+    if mode is Mode.SYNCHRONOUS:
+        hold = now + timedelta(seconds=settings.sync_send_timeout_s + SYNC_HOLD_MARGIN_S)
+        attempts, last_attempt = 1, now
+    else:
+        hold, attempts, last_attempt = now, 0, None
+
+    devices = await repository.devices_of_users(session, app_id, (m.user_id for m in messages))
+    by_user: dict[str, list[Any]] = defaultdict(list)
+    for device in devices:
+        by_user[device.user_id].append(device)
+
+    rows: list[dict[str, Any]] = []
+    for index, message in enumerate(messages):
+        body = body_json(message)
+        attributes = message.attributes
+        targets = [
+            device
+            for device in by_user.get(message.user_id, [])
+            if (message.activation_id is None or device.activation_id == message.activation_id)
+            and (device.is_active or not attributes.personal)
+        ]
+        if any(device.platform == "ios" for device in targets):
+            _check_apns_size(index, message, body)
+        for device in targets:
+            rows.append(
+                {
+                    "app_id": app_id,
+                    "device_registration_id": device.id,
+                    "user_id": device.user_id,
+                    "activation_id": device.activation_id,
+                    "platform": device.platform,
+                    "push_token": device.push_token,
+                    "environment": device.environment,
+                    "silent": attributes.silent,
+                    "personal": attributes.personal,
+                    "encrypted": attributes.encrypted,
+                    "priority": message.priority.value,
+                    "message_body": body,
+                    "valid_until": message.body.valid_until,
+                    "status": PENDING,
+                    "attempts": attempts,
+                    "next_attempt_at": hold,
+                    "timestamp_last_attempt": last_attempt,
+                    "timestamp_created": now,
+                }
+            )
+    ids = await repository.insert_messages(session, rows)
+    return ids, rows
+
+
+async def send(
+    sending: Sending, app_id: int, messages: Sequence[Message], mode: Mode
+) -> SendResult:
+    settings = sending.settings
+    if len(messages) > settings.max_batch_size:
+        raise RequestInvalid(
+            f"the batch holds {len(messages)} messages; "
+            f"at most {settings.max_batch_size} are allowed",
+            violations=[
+                Violation("requestObject.batch", f"at most {settings.max_batch_size} messages")
+            ],
+        )
+    async with sending.database.transaction() as session:
+        await applications.require(session, app_id)
+        ids, rows = await _log_rows(session, app_id, messages, mode, settings)
+
+    result = SendResult(mode=mode)
+    if mode is Mode.ASYNCHRONOUS:
+        for row in rows:
+            _count(result, row["platform"], PENDING)
+        result.message_ids = ids
+        return result
+
+    queued = [_job(message_id, row) for message_id, row in zip(ids, rows, strict=True)]
+    outcomes = await deliver(queued, sending.registry, utcnow(), settings.sync_send_timeout_s)
+    async with sending.database.transaction() as session:
+        statuses = await jobs.record(session, outcomes, settings, utcnow())
+    for job in queued:
+        _count(result, job.platform, statuses[job.message_id])
+    log.info(
+        "messages sent app_id=%s messages=%d devices=%d mode=%s",
+        app_id,
+        len(messages),
+        len(queued),
+        mode.value,
+    )
+    return result
+
+
+def _job(message_id: int, row: dict[str, Any]) -> Job:
+    return Job(
+        message_id=message_id,
+        app_id=row["app_id"],
+        device_id=row["device_registration_id"],
+        platform=row["platform"],
+        token=row["push_token"],
+        environment=row["environment"],
+        body=row["message_body"],
+        silent=row["silent"],
+        priority=row["priority"],
+        encrypted=row["encrypted"],
+        valid_until=row["valid_until"],
+        attempts=row["attempts"],
+    )
+
+
+def _count(result: SendResult, platform: str, status: int) -> None:
+    counts: PlatformCounts = getattr(result, platform)
+    counts.total += 1
+    if status == SENT:
+        counts.sent += 1
+    elif status == FAILED:
+        counts.failed += 1
+    else:
+        counts.pending += 1
+
+
+async def detail(database: Database, message_id: int) -> MessageDetail:
+    async with database.transaction() as session:
+        row = await repository.get(session, message_id)
+    if row is None:
+        raise NotFound(f"message {message_id} does not exist")
+    return MessageDetail(
+        id=row.id,
+        app_id=row.app_id,
+        device_id=row.device_registration_id,
+        user_id=row.user_id,
+        activation_id=row.activation_id,
+        platform=row.platform,
+        status=STATUS_VALUES[row.status],
+        attempts=row.attempts,
+        last_error=row.last_error,
+        silent=row.silent,
+        personal=row.personal,
+        encrypted=row.encrypted,
+        priority=row.priority,
+        body=json.loads(row.message_body) if row.message_body else None,
+        timestamp_created=row.timestamp_created,
+        timestamp_last_attempt=row.timestamp_last_attempt,
+        timestamp_sent=row.timestamp_sent,
+        next_attempt_at=row.next_attempt_at if row.status == PENDING else None,
+        valid_until=row.valid_until,
+    )
