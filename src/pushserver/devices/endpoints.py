@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from pushserver.api.auth import authenticated
 from pushserver.api.context import AppContext, get_context
@@ -24,21 +26,35 @@ from pushserver.errors import Conflict
 router = APIRouter(prefix="/push/device", tags=["Devices"], dependencies=authenticated)
 Context = Annotated[AppContext, Depends(get_context)]
 
-# Two registrations of one activation racing each other: the loser retries on fresh rows.
+# Registrations racing for one activation or one token: the loser retries on fresh rows.
 _UPSERT_ATTEMPTS = 3
+_RETRY_JITTER_MS = 20
+# Serialization failure (also MySQL's and MariaDB's deadlock) and PostgreSQL's deadlock: the
+# database rolled the transaction back, and running it again is the documented remedy.
+_RETRY_SQLSTATES = frozenset({"40001", "40P01"})
 
 
 async def _register(
     context: AppContext, request: CreateDeviceRequest | CreateDeviceMultiRequest
 ) -> None:
-    for _ in range(_UPSERT_ATTEMPTS):
+    for attempt in range(_UPSERT_ATTEMPTS):
+        if attempt:
+            # Losers of one race that retry in step would only race again.
+            await asyncio.sleep(secrets.randbelow(_RETRY_JITTER_MS * attempt) / 1000)
         try:
             async with context.database.transaction() as session:
                 await service.register(session, context.secrets, request)
             return
-        except IntegrityError:
-            continue
+        except DBAPIError as exc:
+            if not _lost_race(exc):
+                raise
     raise Conflict("the device was changed concurrently; try again")
+
+
+def _lost_race(exc: DBAPIError) -> bool:
+    return isinstance(exc, IntegrityError) or (
+        getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES
+    )
 
 
 @router.post(

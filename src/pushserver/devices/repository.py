@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, false, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushserver.db.models import PushDevice
+
+
+async def lock_token(session: AsyncSession, app_id: int, token: str) -> None:
+    """Hold other registrations of the token in the app until this transaction ends.
+
+    A token new to the app has no row to lock, so without this two activations registering it
+    at once would each insert their own row. MySQL and MariaDB need nothing here: the gap locks
+    of ``matching`` already make such registrations wait or deadlock, and deadlocks are retried.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(_token_lock_key(app_id, token))))
+    elif dialect == "sqlite":
+        # SQLite has one writer at a time and reads outside it may be stale: a write that
+        # changes nothing takes the write lock before anything is read.
+        no_op = update(PushDevice).where(false()).values(push_token=PushDevice.push_token)
+        await session.execute(no_op.execution_options(synchronize_session=False))
+
+
+def _token_lock_key(app_id: int, token: str) -> int:
+    digest = hashlib.blake2b(f"{app_id}:{token}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 async def matching(

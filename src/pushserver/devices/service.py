@@ -60,28 +60,28 @@ async def register(
     session: AsyncSession, box: SecretBox, request: CreateDeviceRequest | CreateDeviceMultiRequest
 ) -> None:
     """Upsert the token for one activation, or for each of several sharing one phone."""
+    await repository.lock_token(session, request.app_id, request.token)
     await applications.require(session, request.app_id)
 
-    multi = isinstance(request, CreateDeviceMultiRequest)
-    activation_ids = list(
-        dict.fromkeys(request.activation_ids if multi else [request.activation_id])
-    )
+    if isinstance(request, CreateDeviceMultiRequest):
+        activation_ids = list(dict.fromkeys(request.activation_ids))
+    else:
+        activation_ids = [request.activation_id]
     activations = [
         resolve_activation(a, request.user_id, request.activation_status) for a in activation_ids
     ]
     rows = await repository.matching(session, request.app_id, activation_ids, request.token)
 
-    if multi:
+    if isinstance(request, CreateDeviceMultiRequest):
         # One row per activation; other activations keep their rows for the same token.
         by_activation = {row.activation_id: row for row in rows}
         for activation in activations:
-            row = by_activation.get(activation.activation_id)
-            _apply(session, box, row, request, activation)
+            _apply(session, box, by_activation.get(activation.activation_id), request, activation)
     else:
         # The activation's row, else the token's row, becomes the one registration; the token now
         # belongs to this activation alone.
-        by_activation = [row for row in rows if row.activation_id == activation_ids[0]]
-        target = (by_activation or rows or [None])[0]
+        own = [row for row in rows if row.activation_id == activation_ids[0]]
+        target = (own or rows)[0] if rows else None
         for row in rows:
             if row is not target:
                 await session.delete(row)
