@@ -30,6 +30,7 @@ from pushserver.db.models import Base
 from pushserver.security import apikeys
 from pushserver.security.apikeys import Role
 from pushserver.settings import Settings
+from tests.fakes.fixtures import *  # noqa: F403
 
 TEST_MASTER_KEY = base64.b64encode(bytes(range(32))).decode()
 

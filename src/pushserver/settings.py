@@ -45,7 +45,7 @@ class Settings(BaseSettings):
         default="https://fcm.googleapis.com", description="Base URL before /v1/projects/..."
     )
     hms_url: str = "https://push-api.cloud.huawei.com"
-    hms_token_url: str = "https://oauth-login.cloud.huawei.com/oauth2/v3/token"  # noqa: S105
+    hms_token_url: str = "https://oauth-login.cloud.huawei.com/oauth2/v3/token"
     provider_ca_file: Path | None = Field(
         default=None, description="Extra certificate authorities (PEM) to trust for provider TLS"
     )

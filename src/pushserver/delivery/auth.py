@@ -12,6 +12,8 @@ import jwt
 from pushserver.delivery.transport import Pool, TransportError
 
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
+# The assertion's audience is Google's token endpoint by name, wherever token_uri points.
+GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
 # Renew access tokens this long before they expire, so none is used at the edge.
 EXPIRY_MARGIN_S = 300.0
 
@@ -117,7 +119,7 @@ class GoogleAccessToken(_CachedAccessToken):
             {
                 "iss": self._account["client_email"],
                 "scope": FCM_SCOPE,
-                "aud": token_uri,
+                "aud": GOOGLE_TOKEN_AUDIENCE,
                 "iat": now,
                 "exp": now + 3600,
             },

@@ -62,7 +62,7 @@ async def claim(session: AsyncSession, batch_size: int, lease_s: float, now: dat
     query = (
         select(*_JOB_COLUMNS)
         .where(PushMessage.status == PENDING, PushMessage.next_attempt_at <= now)
-        .order_by(PushMessage.next_attempt_at)
+        .order_by(PushMessage.next_attempt_at, PushMessage.id)
         .limit(batch_size)
         .with_for_update(skip_locked=True)
     )

@@ -13,7 +13,7 @@ class Verdict(Enum):
     SENT = "sent"
     RETRY = "retry"  # transient: try again later, with backoff
     FAILED = "failed"  # final for this message; the device stays
-    DEAD_TOKEN = "dead_token"  # noqa: S105 - final, and the token is dead for this app: delete the device
+    DEAD_TOKEN = "dead_token"  # final, and the token is dead for this app: delete the device
     REAUTHORIZE = "reauthorize"  # our provider token was refused as expired: renew it and retry
 
 

@@ -1,0 +1,5 @@
+"""``python -m tests.fakes``: see ``process.py``."""
+
+from .process import main
+
+main()
