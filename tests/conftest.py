@@ -84,14 +84,26 @@ async def migrated_url(database_url: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def settings(migrated_url: str, data_dir: Path) -> Settings:
+def settings(migrated_url: str, data_dir: Path, fake_provider_env: dict[str, str]) -> Settings:
+    """The server's settings: a migrated test database, providers at the loopback fakes.
+
+    The app built from them runs no worker; a test that needs one starts it (``worker``).
+    """
+    providers = {
+        name.removeprefix("PUSH_SERVER_").lower(): value
+        for name, value in fake_provider_env.items()
+    }
     return Settings(
         database_url=migrated_url,
         data_dir=data_dir,
         master_key=TEST_MASTER_KEY,
         api_key_cache_s=0,
         max_body_bytes=64 * 1024,
+        worker_enabled=False,
+        sync_send_timeout_s=5,
+        provider_timeout_s=5,
         _env_file=None,
+        **providers,
     )
 
 
