@@ -83,7 +83,9 @@ def worker(
     except SchemaOutOfDate as exc:
         err.print(f"[red]{exc}")
         raise typer.Exit(1) from None
-    asyncio.run(_run_worker(settings, lanes))
+    import uvloop
+
+    uvloop.run(_run_worker(settings, lanes))
 
 
 async def _run_worker(settings: Settings, lanes: int) -> None:
