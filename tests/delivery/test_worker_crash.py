@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,31 +14,13 @@ from sqlalchemy import func, insert, select
 from pushserver.db.engine import Database
 from pushserver.db.models import PushDevice, PushMessage
 from pushserver.settings import Settings
-from tests.conftest import TEST_MASTER_KEY, b64
+from tests.conftest import b64
+from tests.delivery.processes import start_worker
 from tests.fakes.apns import ApnsFake, ApnsKey, device_token
 
 MESSAGES = 2000
 BATCH_SIZE = 100
 LEASE_S = 5
-
-
-def start_worker(
-    settings: Settings, apns_url: str, ca_file: str, data_dir: Path
-) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PUSH_SERVER_")} | {
-        "PUSH_SERVER_DATABASE_URL": settings.resolved_database_url,
-        "PUSH_SERVER_DATA_DIR": str(data_dir),
-        "PUSH_SERVER_MASTER_KEY": TEST_MASTER_KEY,
-        "PUSH_SERVER_APNS_PRODUCTION_URL": apns_url,
-        "PUSH_SERVER_APNS_DEVELOPMENT_URL": apns_url,
-        "PUSH_SERVER_PROVIDER_CA_FILE": ca_file,
-        "PUSH_SERVER_WORKER_BATCH_SIZE": str(BATCH_SIZE),
-        "PUSH_SERVER_WORKER_LEASE_S": str(LEASE_S),
-        "PUSH_SERVER_LOG_LEVEL": "WARNING",
-    }
-    # One lane: one claimed batch in flight, which bounds what a kill can leave half-sent.
-    command = [sys.executable, "-m", "pushserver", "worker", "--lanes", "1"]
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 async def count(database: Database, status: int) -> int:
@@ -120,7 +99,7 @@ async def test_sigkill_mid_batch_loses_no_message(
     # when the worker dies: its fast half reached the devices, none of it is recorded.
     for n in range(3 * BATCH_SIZE + 1, 4 * BATCH_SIZE, 2):
         apns_fake.program(tokens[n], delay=1.0, times=1)
-    first = start_worker(settings, apns_fake.url, str(settings.provider_ca_file), tmp_path)
+    first = start_worker(settings, apns_fake.url, tmp_path, BATCH_SIZE, LEASE_S)
     try:
         sent_before_kill = await wait_for(database, 1, 3 * BATCH_SIZE, timeout_s=60)
         assert sent_before_kill >= 3 * BATCH_SIZE, "the first worker never got going"
@@ -132,7 +111,7 @@ async def test_sigkill_mid_batch_loses_no_message(
             first.kill()
     assert await count(database, 1) < MESSAGES, "the worker finished before it was killed"
 
-    second = start_worker(settings, apns_fake.url, str(settings.provider_ca_file), tmp_path)
+    second = start_worker(settings, apns_fake.url, tmp_path, BATCH_SIZE, LEASE_S)
     try:
         sent = await wait_for(database, 1, MESSAGES, timeout_s=60 + LEASE_S)
     finally:
