@@ -58,7 +58,10 @@ def _render_violation(violation: Violation) -> dict[str, Any]:
 def violations_from(errors: Sequence[Any]) -> list[Violation]:
     violations = []
     for error in errors:
-        location = [part for part in error.get("loc", ()) if part != "body"]
+        location = list(error.get("loc", ()))
+        if location[:1] == ["body"]:
+            # The framework's own prefix; a field of the message may be named "body" too.
+            location = location[1:]
         field_name = _field_path(location) or "requestObject"
         kind = error.get("type", "")
         if kind == "json_invalid":

@@ -68,6 +68,23 @@ async def deliver(
     return [(job, outcomes[job.message_id]) for job in jobs]
 
 
+def warn_credential_problems(results: Sequence[tuple[Job, Outcome | None]]) -> None:
+    """Alert the operator once per application and platform whose credentials were refused."""
+    alerted: set[tuple[int, str]] = set()
+    for job, outcome in results:
+        if outcome is None or not outcome.credential_problem:
+            continue
+        if (job.app_id, job.platform) in alerted:
+            continue
+        alerted.add((job.app_id, job.platform))
+        log.warning(
+            "provider refused credentials app_id=%s platform=%s error=%s",
+            job.app_id,
+            job.platform,
+            outcome.error,
+        )
+
+
 def _refuse(job: Job, app: AppSenders | None, now: datetime) -> Outcome | None:
     """The verdict for a job that must not go out at all, or None when it may."""
     if job.valid_until is not None and job.valid_until <= now:

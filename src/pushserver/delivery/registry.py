@@ -74,7 +74,7 @@ class SenderRegistry:
             return
         query = select(PushCredential.app_id, PushCredential.timestamp_last_updated)
         async with self._database.transaction() as session:
-            versions = dict((await session.execute(query)).tuples().all())
+            versions = dict((await session.execute(query)).all())
         for app_id, cached in list(self._apps.items()):
             if versions.get(app_id) != cached.version:
                 del self._apps[app_id]

@@ -80,6 +80,10 @@ class Pool:
             builder = builder.add_root_certificate_pem(ca_pem)
         if self._config.http2_only:
             builder = builder.http2_prior_knowledge()
+        else:
+            # HTTP/2 is opt-in in this client: without it every request in flight would open
+            # an HTTP/1.1 connection of its own. ALPN still falls back to HTTP/1.1.
+            builder = builder.http2(True)
         return builder.build()
 
     async def post(

@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 
 from pushserver.db.engine import Database
 from pushserver.db.types import utcnow
 from pushserver.delivery import jobs
-from pushserver.delivery.dispatch import deliver
+from pushserver.delivery.dispatch import deliver, warn_credential_problems
 from pushserver.delivery.jobs import Job
 from pushserver.delivery.outcomes import Outcome, Verdict
 from pushserver.delivery.registry import SenderRegistry
@@ -88,20 +89,8 @@ class Worker:
 
 
 def _log_batch(results: Sequence[tuple[Job, Outcome | None]], elapsed_s: float) -> None:
-    counts = {verdict: 0 for verdict in Verdict}
-    alerted: set[tuple[int, str]] = set()
-    for job, outcome in results:
-        if outcome is None:
-            continue
-        counts[outcome.verdict] += 1
-        if outcome.credential_problem and (job.app_id, job.platform) not in alerted:
-            alerted.add((job.app_id, job.platform))
-            log.warning(
-                "provider refused credentials app_id=%s platform=%s error=%s",
-                job.app_id,
-                job.platform,
-                outcome.error,
-            )
+    warn_credential_problems(results)
+    counts = Counter(outcome.verdict for _, outcome in results if outcome is not None)
     log.info(
         "batch delivered messages=%d sent=%d retry=%d failed=%d dead_tokens=%d elapsed_s=%.3f",
         len(results),

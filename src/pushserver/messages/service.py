@@ -16,7 +16,7 @@ from pushserver.applications import service as applications
 from pushserver.db.engine import Database
 from pushserver.db.types import utcnow
 from pushserver.delivery import jobs
-from pushserver.delivery.dispatch import deliver
+from pushserver.delivery.dispatch import deliver, warn_credential_problems
 from pushserver.delivery.jobs import Job
 from pushserver.delivery.payloads import APNS_MAX_PAYLOAD_BYTES, Notification, apns_payload
 from pushserver.delivery.registry import SenderRegistry
@@ -149,6 +149,7 @@ async def send(
 
     queued = [_job(message_id, row) for message_id, row in zip(ids, rows, strict=True)]
     outcomes = await deliver(queued, sending.registry, utcnow(), settings.sync_send_timeout_s)
+    warn_credential_problems(outcomes)
     async with sending.database.transaction() as session:
         statuses = await jobs.record(session, outcomes, settings, utcnow())
     for job in queued:
