@@ -4,7 +4,7 @@ For each database: 50,000 iOS and 50,000 Android devices, one ASYNCHRONOUS messa
 through `/push/message/batch/send` to a running server (`pushserver serve`, plus a
 `pushserver worker` on PostgreSQL), timed from the first API call until every row is SENT. Then
 the APNs sender alone, with no database and the message prepared in memory, sends 50,000
-requests to the fake. The fake APNs's own ceiling (h2load) is printed alongside.
+requests to the fake. The fake APNs's and FCM's own ceilings (h2load) are printed alongside.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.fakes.apns import ApnsKey, device_token  # noqa: E402
-from tests.fakes.ceiling import measure_apns  # noqa: E402
+from tests.fakes.ceiling import measure_apns, measure_fcm  # noqa: E402
 from tests.fakes.google import ServiceAccount  # noqa: E402
 from tests.fakes.process import FakeProcess  # noqa: E402
 
@@ -303,6 +303,7 @@ def main() -> None:
     with FakeProcess("apns", "google", counts_only=True) as fakes:
         ceiling = measure_apns(fakes.apns, pid=fakes.pid)
         print(ceiling, flush=True)
+        print(measure_fcm(fakes.google, pid=fakes.pid), flush=True)
 
         rates = [
             uvloop.run(sender_alone(fakes, args.sender_requests)) for _ in range(args.sender_runs)
