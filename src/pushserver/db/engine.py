@@ -62,8 +62,11 @@ class Database:
         try:
             async with self._sessions() as session, session.begin():
                 yield session
-        except (OperationalError, DBAPIError) as exc:
-            if _is_connection_error(exc):
+        except (OSError, TimeoutError) as exc:
+            # Some drivers let a refused or timed-out connection through unwrapped.
+            raise Unavailable("the database is unavailable") from exc
+        except DBAPIError as exc:
+            if _is_unavailable(exc):
                 raise Unavailable("the database is unavailable") from exc
             raise
 
@@ -89,8 +92,14 @@ class Database:
         await self.engine.dispose()
 
 
-def _is_connection_error(exc: DBAPIError) -> bool:
-    return bool(exc.connection_invalidated) or (
-        isinstance(exc, OperationalError)
-        and ("connect" in str(exc.orig).lower() or "server has gone away" in str(exc.orig).lower())
+# Serialization failures and deadlocks: the caller may run the unit of work again.
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+def _is_unavailable(exc: DBAPIError) -> bool:
+    """A lost or refused connection, or the server failing, as opposed to a bad statement."""
+    if exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError) and (
+        getattr(exc.orig, "sqlstate", None) not in RETRYABLE_SQLSTATES
     )

@@ -16,6 +16,7 @@ from pushserver.delivery.dispatch import deliver, warn_credential_problems
 from pushserver.delivery.jobs import Job
 from pushserver.delivery.outcomes import Outcome, Verdict
 from pushserver.delivery.registry import SenderRegistry
+from pushserver.errors import Unavailable
 from pushserver.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,10 @@ class Worker:
         while not self._stopping.is_set():
             try:
                 handled = await self.run_once()
+            except Unavailable:
+                # Claimed messages keep their lease and come back when it ends: nothing is lost.
+                log.warning("database unavailable; the worker will try again")
+                handled = 0
             except Exception:
                 log.exception("worker batch failed; retrying")
                 handled = 0
