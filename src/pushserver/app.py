@@ -16,11 +16,13 @@ from pushserver.api.context import AppContext
 from pushserver.api.limits import JsonBodies
 from pushserver.api.metrics import RequestMetrics
 from pushserver.applications.endpoints import router as applications_router
+from pushserver.campaigns.endpoints import router as campaigns_router
 from pushserver.db.engine import Database
 from pushserver.delivery.registry import SenderRegistry
 from pushserver.delivery.worker import Worker
 from pushserver.devices.endpoints import router as devices_router
 from pushserver.messages.endpoints import router as messages_router
+from pushserver.powerauth.client import PowerAuthClient
 from pushserver.security.apikeys import KeyVerifier
 from pushserver.security.secretbox import SecretBox, load_master_key
 from pushserver.service.endpoints import router as service_router
@@ -56,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             secrets=secrets,
             keys=KeyVerifier(settings.api_key_cache_s),
             registry=registry,
+            powerauth=PowerAuthClient.from_settings(settings),
         )
         worker_task = None
         if settings.runs_worker_in_serve:
@@ -63,9 +66,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             worker_task = asyncio.create_task(context.worker.run())
         app.state.context = context
         log.info(
-            "server ready database=%s worker=%s",
+            "server ready database=%s worker=%s powerauth=%s",
             database.engine.url.render_as_string(hide_password=True),
             "in-process" if worker_task else "separate",
+            settings.powerauth_url or "none",
         )
         try:
             yield
@@ -74,6 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 context.worker.stop()
                 await worker_task
             await registry.close()
+            if context.powerauth is not None:
+                await context.powerauth.close()
             await database.dispose()
 
     app = FastAPI(
@@ -83,7 +89,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     handlers.install(app)
-    for router in (service_router, devices_router, messages_router, applications_router):
+    for router in (
+        service_router,
+        devices_router,
+        messages_router,
+        campaigns_router,
+        applications_router,
+    ):
         app.include_router(router)
     app.add_middleware(JsonBodies, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(Authentication)

@@ -10,8 +10,10 @@ from rich.console import Console
 from rich.table import Table
 
 from pushserver import __version__, logs
+from pushserver.campaigns.schemas import CampaignDetail
 from pushserver.db import migrations
 from pushserver.db.engine import Database, SchemaOutOfDate
+from pushserver.errors import PushServerError
 from pushserver.security import apikeys
 from pushserver.security.apikeys import Role
 from pushserver.settings import Settings
@@ -217,6 +219,88 @@ def apikey_revoke(key_id: Annotated[int, typer.Argument(help="Id shown by `apike
         err.print(f"[red]no API key with id {key_id}")
         raise typer.Exit(1)
     out.print(f"revoked API key {key_id}")
+
+
+campaign_app = typer.Typer(no_args_is_help=True, help="Campaigns.")
+app.add_typer(campaign_app, name="campaign")
+
+
+async def _campaign_detail(database: Database, campaign_id: int) -> CampaignDetail:
+    from pushserver.campaigns import service as campaigns
+
+    async with database.transaction() as session:
+        return await campaigns.detail(session, campaign_id)
+
+
+def _print_progress(detail: CampaignDetail) -> None:
+    table = Table("campaign", "app", "sent", "total", "pending", "sending", "delivered", "failed")
+    p = detail.progress
+    table.add_row(
+        str(detail.id),
+        str(detail.app_id),
+        "yes" if detail.sent else "no",
+        *(str(n) for n in (p.total, p.pending, p.sending, p.sent, p.failed)),
+    )
+    out.print(table)
+
+
+@campaign_app.command("status")
+def campaign_status(campaign_id: Annotated[int, typer.Argument(help="Campaign id")]) -> None:
+    """Print a campaign's progress over its devices."""
+    settings = _settings()
+
+    async def status() -> CampaignDetail:
+        database = Database(settings)
+        try:
+            return await _campaign_detail(database, campaign_id)
+        finally:
+            await database.dispose()
+
+    try:
+        _print_progress(asyncio.run(status()))
+    except PushServerError as exc:
+        err.print(f"[red]{exc.message}")
+        raise typer.Exit(1) from None
+
+
+@campaign_app.command("send")
+def campaign_send(
+    campaign_id: Annotated[int, typer.Argument(help="Campaign id")],
+    follow: Annotated[bool, typer.Option(help="Show progress until every device is done")] = False,
+) -> None:
+    """Send a campaign live; workers deliver it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from pushserver.campaigns import service as campaigns
+
+    settings = _settings()
+
+    async def send() -> CampaignDetail:
+        database = Database(settings)
+        try:
+            async with database.transaction() as session:
+                devices = await campaigns.start_live(session, campaign_id)
+            err.print(f"campaign {campaign_id} sent live to {devices} devices")
+            detail = await _campaign_detail(database, campaign_id)
+            if not follow:
+                return detail
+            columns = (BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+            with Progress(*columns, console=err) as bar:
+                task = bar.add_task("sending", total=detail.progress.total)
+                while not detail.sent:
+                    await asyncio.sleep(0.5)
+                    detail = await _campaign_detail(database, campaign_id)
+                    done = detail.progress.sent + detail.progress.failed
+                    bar.update(task, completed=done)
+            return detail
+        finally:
+            await database.dispose()
+
+    try:
+        _print_progress(asyncio.run(send()))
+    except PushServerError as exc:
+        err.print(f"[red]{exc.message}")
+        raise typer.Exit(1) from None
 
 
 def main() -> None:

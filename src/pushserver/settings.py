@@ -80,6 +80,21 @@ class Settings(BaseSettings):
         default=2.0, gt=0, description="How often a process looks for changed credentials"
     )
 
+    # PowerAuth Server, asked for an activation's status and user when a request does not say
+    powerauth_url: str | None = Field(
+        default=None, description="Base URL before /rest/v3/...; unset: no PowerAuth Server"
+    )
+    powerauth_username: str | None = Field(default=None, description="HTTP basic user, if any")
+    powerauth_password: SecretStr | None = None
+    powerauth_connect_timeout_s: float = Field(default=2.0, gt=0)
+    powerauth_timeout_s: float = Field(default=5.0, gt=0, description="Whole request")
+
+    # End-to-end encrypted messages show this instead of their own text.
+    encrypted_message_title: str = Field(default="New message", min_length=1, max_length=200)
+    encrypted_message_body: str = Field(
+        default="Open the app to read it", min_length=1, max_length=1000
+    )
+
     application_name: str = "push-server"
     application_display_name: str = "Push Server"
     application_environment: str = "production"
@@ -90,6 +105,17 @@ class Settings(BaseSettings):
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @field_validator("powerauth_url")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            # An empty PUSH_SERVER_POWERAUTH_URL in an env file means "not configured".
+            return None
+        url = value.strip().rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return url
 
     @property
     def resolved_database_url(self) -> str:

@@ -9,6 +9,7 @@ from fastapi import Request
 from pushserver.db.engine import Database
 from pushserver.delivery.registry import SenderRegistry
 from pushserver.delivery.worker import Worker
+from pushserver.powerauth.client import PowerAuthClient
 from pushserver.security.apikeys import KeyVerifier
 from pushserver.security.secretbox import SecretBox
 from pushserver.settings import Settings
@@ -22,6 +23,8 @@ class AppContext:
     keys: KeyVerifier
     registry: SenderRegistry
     worker: Worker | None = None
+    # None when no PowerAuth Server is configured.
+    powerauth: PowerAuthClient | None = None
 
 
 def get_context(request: Request) -> AppContext:

@@ -107,6 +107,8 @@ class PushCampaign(Base):
     sent: Mapped[bool] = mapped_column(Boolean, default=False)
     timestamp_created: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     timestamp_sent: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # added by 0003: when the live send began (NULL until then)
+    timestamp_sending: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class PushCampaignUser(Base):
@@ -121,7 +123,10 @@ class PushCampaignUser(Base):
 
 class PushCampaignDevice(Base):
     __tablename__ = "push_campaign_device"
-    __table_args__ = (UniqueConstraint("campaign_id", "platform", "token"),)
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "platform", "token"),
+        Index(None, "status", "next_attempt_at"),
+    )
 
     id: Mapped[int] = mapped_column(Identity64, primary_key=True, autoincrement=True)
     campaign_id: Mapped[int] = mapped_column(BigInteger, index=True)
@@ -129,6 +134,12 @@ class PushCampaignDevice(Base):
     token: Mapped[str] = mapped_column(String(255))
     status: Mapped[int] = mapped_column(Integer, default=0)
     timestamp_created: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # added by 0003: delivery state, as on push_message
+    environment: Mapped[str | None] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(1000))
+    timestamp_last_attempt: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class PushApiKey(Base):

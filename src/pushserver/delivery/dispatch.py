@@ -1,4 +1,8 @@
-"""Sends claimed jobs through the right senders, concurrently, each notification rendered once."""
+"""Sends claimed jobs through the right senders, concurrently, each notification rendered once.
+
+An end-to-end encrypted message is the exception: each device's copy is sealed under that
+device's own key, so it is rendered per device.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +12,14 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
+from pushserver.delivery.encrypted import CannotSeal
 from pushserver.delivery.jobs import Job
 from pushserver.delivery.outcomes import Outcome, Verdict
 from pushserver.delivery.payloads import Notification
 from pushserver.delivery.registry import AppSenders, SenderRegistry
-from pushserver.delivery.senders import Device, PayloadTooLarge
+from pushserver.delivery.senders import Device, PayloadTooLarge, Sender
 
 log = logging.getLogger(__name__)
-
-ENCRYPTION_UNSUPPORTED = "end-to-end encrypted messages are not supported yet; nothing was sent"
 
 
 async def deliver(
@@ -42,18 +45,15 @@ async def deliver(
         assert app is not None
         sender = app.senders[job.platform]
 
-        key = (job.app_id, job.platform, job.body, job.silent, job.priority)
-        if key not in prepared:
-            notification = Notification.from_body(
-                json.loads(job.body), silent=job.silent, high_priority=job.priority != "NORMAL"
-            )
-            try:
-                prepared[key] = sender.prepare(notification, now)
-            except PayloadTooLarge as exc:
-                prepared[key] = exc
-        rendered = prepared[key]
-        if isinstance(rendered, PayloadTooLarge):
-            outcomes[job.message_id] = Outcome(Verdict.FAILED, str(rendered))
+        if job.encrypted:
+            rendered = _prepare_sealed(job, sender, registry, now)
+        else:
+            key = (job.app_id, job.platform, job.body, job.silent, job.priority)
+            if key not in prepared:
+                prepared[key] = _prepare(sender, _notification(job), now)
+            rendered = prepared[key]
+        if isinstance(rendered, Outcome):
+            outcomes[job.message_id] = rendered
             continue
         device = Device(job.message_id, job.token, job.environment)
         sends[job.message_id] = asyncio.create_task(sender.send(rendered, device))
@@ -66,6 +66,28 @@ async def deliver(
             outcomes[message_id] = _result(task) if task in done else None
 
     return [(job, outcomes[job.message_id]) for job in jobs]
+
+
+def _notification(job: Job) -> Notification:
+    return Notification.from_body(
+        json.loads(job.body), silent=job.silent, high_priority=job.priority != "NORMAL"
+    )
+
+
+def _prepare(sender: Sender, notification: Notification, now: datetime) -> object:
+    """The sender's rendering of the notification, or the verdict when it cannot be sent."""
+    try:
+        return sender.prepare(notification, now)
+    except PayloadTooLarge as exc:
+        return Outcome(Verdict.FAILED, str(exc))
+
+
+def _prepare_sealed(job: Job, sender: Sender, registry: SenderRegistry, now: datetime) -> object:
+    try:
+        sealed = registry.encryption.for_device(job)
+    except CannotSeal as exc:
+        return Outcome(Verdict.FAILED, str(exc))
+    return _prepare(sender, sealed, now)
 
 
 def warn_credential_problems(results: Sequence[tuple[Job, Outcome | None]]) -> None:
@@ -93,8 +115,6 @@ def _refuse(job: Job, app: AppSenders | None, now: datetime) -> Outcome | None:
         return Outcome(Verdict.FAILED, f"application {job.app_id} no longer exists")
     if job.platform not in app.senders:
         return Outcome(Verdict.FAILED, app.reason_missing(job.platform), credential_problem=True)
-    if job.encrypted:
-        return Outcome(Verdict.FAILED, ENCRYPTION_UNSUPPORTED)
     return None
 
 

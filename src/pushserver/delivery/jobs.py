@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
@@ -20,6 +20,15 @@ NO_ANSWER = "no answer from the provider within the synchronous send timeout"
 
 
 @dataclass(frozen=True, slots=True)
+class SealedDeviceKey:
+    """A device's KEY_TRANSPORT_PARTIAL and SESSION_INDEX as stored, under the master key."""
+
+    activation_id: str
+    key: str
+    index: str
+
+
+@dataclass(frozen=True, slots=True)
 class Job:
     """One message to one device, as claimed from the queue."""
 
@@ -29,12 +38,15 @@ class Job:
     platform: str
     token: str
     environment: str | None
+    # An encrypted message's body is stored sealed under the master key, as the row holds it.
     body: str
     silent: bool
     priority: str | None
     encrypted: bool
     valid_until: datetime | None
     attempts: int
+    # Only for encrypted messages: the device's key, still sealed, loaded when the job is taken.
+    device_key: SealedDeviceKey | None = None
 
 
 _JOB_COLUMNS = (
@@ -80,7 +92,7 @@ async def claim(session: AsyncSession, batch_size: int, lease_s: float, now: dat
         )
         .execution_options(synchronize_session=False)
     )
-    return [
+    claimed = [
         Job(
             message_id=row.id,
             app_id=row.app_id,
@@ -96,6 +108,45 @@ async def claim(session: AsyncSession, batch_size: int, lease_s: float, now: dat
             attempts=row.attempts + 1,
         )
         for row in rows
+    ]
+    return await with_device_keys(session, claimed)
+
+
+async def with_device_keys(session: AsyncSession, claimed: list[Job]) -> list[Job]:
+    """Attach each encrypted job's device key; other jobs are returned as they are.
+
+    The key is read when the message is sent, not when it was queued, so a device that
+    registered a new key since gets its message under that key. A device that moved to another
+    activation since gets none: the new activation's key must not open the old one's messages.
+    """
+    encrypted = [job.message_id for job in claimed if job.encrypted]
+    if not encrypted:
+        return claimed
+    query = (
+        select(
+            PushMessage.id,
+            PushDevice.activation_id,
+            PushDevice.encryption_key,
+            PushDevice.encryption_key_index,
+        )
+        .join(
+            PushDevice,
+            (PushDevice.id == PushMessage.device_registration_id)
+            & (PushDevice.activation_id == PushMessage.activation_id),
+        )
+        .where(
+            PushMessage.id.in_(encrypted),
+            PushDevice.encryption_key.is_not(None),
+            PushDevice.encryption_key_index.is_not(None),
+        )
+    )
+    keys = {
+        row.id: SealedDeviceKey(row.activation_id, row.encryption_key, row.encryption_key_index)
+        for row in (await session.execute(query)).all()
+    }
+    return [
+        replace(job, device_key=keys[job.message_id]) if job.message_id in keys else job
+        for job in claimed
     ]
 
 
@@ -139,7 +190,7 @@ async def record(
             sent_ids.append(job.message_id)
             statuses[job.message_id] = SENT
             continue
-        change = _change(job, outcome, settings, now)
+        change = next_state(job, outcome, settings, now)
         statuses[job.message_id] = int(change["status"])  # type: ignore[call-overload]
         changes.append(change)
         if outcome is not None and outcome.verdict is Verdict.DEAD_TOKEN:
@@ -159,9 +210,10 @@ async def record(
     return statuses
 
 
-def _change(
+def next_state(
     job: Job, outcome: Outcome | None, settings: Settings, now: datetime
 ) -> dict[str, object]:
+    """The columns a message (or campaign device) gets for an outcome other than SENT."""
     error: str | None = NO_ANSWER
     wait_s: float | None = None
     retry = True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -57,6 +57,24 @@ class Notification:
             extras=dict(body.get("extras") or {}),
             silent=silent,
             high_priority=high_priority and not silent,
+        )
+
+    def concealed(self, title: str, body: str, encrypted: dict[str, str]) -> Notification:
+        """The form an end-to-end encrypted message travels in: a generic text, the rest sealed.
+
+        What the platform needs to deliver and present it stays visible (badge, sound, icon,
+        category, collapse key, expiry); texts, localisation arguments and extras exist only
+        inside ``encrypted``.
+        """
+        return replace(
+            self,
+            title=title,
+            body=body,
+            title_loc_key=None,
+            title_loc_args=None,
+            body_loc_key=None,
+            body_loc_args=None,
+            extras={"encrypted": encrypted},
         )
 
     def ttl_s(self, now: datetime) -> int | None:

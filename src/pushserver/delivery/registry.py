@@ -15,6 +15,7 @@ from pushserver.applications.service import sealing_context
 from pushserver.db.engine import Database
 from pushserver.db.models import PushCredential
 from pushserver.delivery.auth import ApnsToken, GoogleAccessToken, HuaweiAccessToken
+from pushserver.delivery.encrypted import EncryptedMessages
 from pushserver.delivery.senders import ApnsSender, FcmSender, HmsSender, Sender
 from pushserver.delivery.transport import Pool, PoolConfig
 from pushserver.security.secretbox import MasterKeyError, SecretBox
@@ -47,6 +48,10 @@ class SenderRegistry:
         self._checked_at = 0.0
         self._lock = asyncio.Lock()
         self._retired: set[asyncio.Task[None]] = set()
+        # Sealing needs the master key (device keys are stored under it), as senders do.
+        self.encryption = EncryptedMessages(
+            box, settings.encrypted_message_title, settings.encrypted_message_body
+        )
 
     async def get(self, app_id: int) -> AppSenders | None:
         """The app's senders, or None when the application does not exist."""

@@ -9,6 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 
+from pushserver.campaigns import delivery as campaign_queue
 from pushserver.db.engine import Database
 from pushserver.db.types import utcnow
 from pushserver.delivery import jobs
@@ -71,12 +72,26 @@ class Worker:
             idle_s = min(idle_s * 2, self._settings.worker_idle_s)
 
     async def run_once(self) -> int:
-        """Claim, send and record one batch; the number of messages handled."""
+        """Claim, send and record one batch; the number of messages handled.
+
+        Single messages are claimed first and campaign devices fill the rest of the batch, so
+        a campaign neither holds up transactional pushes nor starves behind a steady trickle.
+        """
         settings = self._settings
         async with self._claiming, self._database.transaction() as session:
-            claimed = await jobs.claim(
-                session, settings.worker_batch_size, settings.worker_lease_s, utcnow()
+            now = utcnow()
+            messages = await jobs.claim(
+                session, settings.worker_batch_size, settings.worker_lease_s, now
             )
+            campaign_devices: list[Job] = []
+            if len(messages) < settings.worker_batch_size:
+                campaign_devices = await campaign_queue.claim(
+                    session,
+                    settings.worker_batch_size - len(messages),
+                    settings.worker_lease_s,
+                    now,
+                )
+        claimed = messages + campaign_devices
         if not claimed:
             return 0
 
@@ -85,10 +100,17 @@ class Worker:
             results = await deliver(claimed, self._registry, utcnow())
         except BaseException:
             async with self._database.transaction() as session:
-                await jobs.release(session, [job.message_id for job in claimed], utcnow())
+                await jobs.release(session, [job.message_id for job in messages], utcnow())
+                await campaign_queue.release(
+                    session, [job.message_id for job in campaign_devices], utcnow()
+                )
             raise
+        split = len(messages)
         async with self._database.transaction() as session:
-            await jobs.record(session, results, settings, utcnow())
+            if messages:
+                await jobs.record(session, results[:split], settings, utcnow())
+            if campaign_devices:
+                await campaign_queue.record(session, results[split:], settings, utcnow())
         _log_batch(results, time.monotonic() - started)
         return len(claimed)
 

@@ -37,13 +37,14 @@ _RETRY_SQLSTATES = frozenset({"40001", "40P01"})
 async def _register(
     context: AppContext, request: CreateDeviceRequest | CreateDeviceMultiRequest
 ) -> None:
+    activations = await service.resolve_activations(request, context.powerauth)
     for attempt in range(_UPSERT_ATTEMPTS):
         if attempt:
             # Losers of one race that retry in step would only race again.
             await asyncio.sleep(secrets.randbelow(_RETRY_JITTER_MS * attempt) / 1000)
         try:
             async with context.database.transaction() as session:
-                await service.register(session, context.secrets, request)
+                await service.register(session, context.secrets, request, activations)
             return
         except DBAPIError as exc:
             if not _lost_race(exc):
@@ -92,8 +93,9 @@ async def create_device_multi(
     summary="Activation status callback (bare body): caches the status on every device of it",
 )
 async def update_status(request: StatusUpdateRequest, context: Context) -> JSONResponse:
+    status = await service.resolve_status(request, context.powerauth)
     async with context.database.transaction() as session:
-        await service.update_status(session, request)
+        await service.update_status(session, request.activationId, status)
     return ok()
 
 

@@ -19,6 +19,7 @@ from pushserver.devices.schemas import (
     StatusUpdateRequest,
 )
 from pushserver.errors import RequestInvalid, Violation
+from pushserver.powerauth.client import ActivationState, PowerAuthClient
 from pushserver.security.secretbox import SecretBox
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,47 @@ class Activation:
 
 def key_context(column: str, activation_id: str) -> str:
     return f"push_device.{column}:{activation_id}"
+
+
+def _activation_ids(request: CreateDeviceRequest | CreateDeviceMultiRequest) -> list[str]:
+    if isinstance(request, CreateDeviceMultiRequest):
+        return list(dict.fromkeys(request.activation_ids))
+    return [request.activation_id]
+
+
+async def resolve_activations(
+    request: CreateDeviceRequest | CreateDeviceMultiRequest, powerauth: PowerAuthClient | None
+) -> list[Activation]:
+    """Each activation's user and status: as the request states both, else as PowerAuth says.
+
+    Called before the registration's transaction, so no row stays locked while PowerAuth Server
+    is asked.
+    """
+    ids = _activation_ids(request)
+    user_id, status = request.user_id, request.activation_status
+    if powerauth is None or (user_id is not None and status is not None):
+        return [resolve_activation(a, user_id, status) for a in ids]
+    states = await powerauth.activations(ids)
+    return [_known_activation(state, request) for state in states]
+
+
+def _known_activation(
+    state: ActivationState, request: CreateDeviceRequest | CreateDeviceMultiRequest
+) -> Activation:
+    if state.status is ActivationStatus.REMOVED or state.user_id is None:
+        if isinstance(request, CreateDeviceMultiRequest):
+            position = request.activation_ids.index(state.activation_id)
+            field_name = f"requestObject.activationIds[{position}]"
+        else:
+            field_name = "requestObject.activationId"
+        raise RequestInvalid(
+            f"activation {state.activation_id} is REMOVED at PowerAuth Server "
+            "and cannot register a device",
+            violations=[
+                Violation(field_name, "is REMOVED at PowerAuth Server", state.activation_id)
+            ],
+        )
+    return Activation(state.activation_id, state.user_id, state.status)
 
 
 def resolve_activation(
@@ -57,20 +99,17 @@ def resolve_activation(
 
 
 async def register(
-    session: AsyncSession, box: SecretBox, request: CreateDeviceRequest | CreateDeviceMultiRequest
+    session: AsyncSession,
+    box: SecretBox,
+    request: CreateDeviceRequest | CreateDeviceMultiRequest,
+    activations: list[Activation],
 ) -> None:
     """Upsert the token for one activation, or for each of several sharing one phone."""
     await repository.lock_token(session, request.app_id, request.token)
     await applications.require(session, request.app_id)
 
-    if isinstance(request, CreateDeviceMultiRequest):
-        activation_ids = list(dict.fromkeys(request.activation_ids))
-    else:
-        activation_ids = [request.activation_id]
-    activations = [
-        resolve_activation(a, request.user_id, request.activation_status) for a in activation_ids
-    ]
-    rows = await repository.matching(session, request.app_id, activation_ids, request.token)
+    ids = [activation.activation_id for activation in activations]
+    rows = await repository.matching(session, request.app_id, ids, request.token)
 
     if isinstance(request, CreateDeviceMultiRequest):
         # One row per activation; other activations keep their rows for the same token.
@@ -80,7 +119,7 @@ async def register(
     else:
         # The activation's row, else the token's row, becomes the one registration; the token now
         # belongs to this activation alone.
-        own = [row for row in rows if row.activation_id == activation_ids[0]]
+        own = [row for row in rows if row.activation_id == ids[0]]
         target = (own or rows)[0] if rows else None
         for row in rows:
             if row is not target:
@@ -136,20 +175,29 @@ async def remove(session: AsyncSession, app_id: int, token: str) -> int:
     return removed
 
 
-async def update_status(session: AsyncSession, request: StatusUpdateRequest) -> int:
-    if request.activationStatus is None:
+async def resolve_status(
+    request: StatusUpdateRequest, powerauth: PowerAuthClient | None
+) -> ActivationStatus:
+    """The status the callback states, else the one PowerAuth Server reports."""
+    if request.activationStatus is not None:
+        return request.activationStatus
+    if powerauth is None:
         raise RequestInvalid(
             "activationStatus is required when no PowerAuth Server is configured",
             violations=[
                 Violation("activationStatus", "is required when no PowerAuth Server is configured")
             ],
         )
-    active = request.activationStatus is ActivationStatus.ACTIVE
-    changed = await repository.set_active(session, request.activationId, active)
+    return (await powerauth.activation(request.activationId)).status
+
+
+async def update_status(session: AsyncSession, activation_id: str, status: ActivationStatus) -> int:
+    active = status is ActivationStatus.ACTIVE
+    changed = await repository.set_active(session, activation_id, active)
     log.info(
         "activation status updated activation_id=%s status=%s devices=%d",
-        request.activationId,
-        request.activationStatus.value,
+        activation_id,
+        status.value,
         changed,
     )
     return changed

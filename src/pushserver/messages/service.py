@@ -17,6 +17,7 @@ from pushserver.db.engine import Database
 from pushserver.db.types import utcnow
 from pushserver.delivery import jobs
 from pushserver.delivery.dispatch import deliver, warn_credential_problems
+from pushserver.delivery.encrypted import widest_form
 from pushserver.delivery.jobs import Job
 from pushserver.delivery.payloads import APNS_MAX_PAYLOAD_BYTES, Notification, apns_payload
 from pushserver.delivery.registry import SenderRegistry
@@ -54,10 +55,14 @@ def body_json(message: Message) -> str:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
-def _check_apns_size(index: int, message: Message, body: str) -> None:
+def _check_apns_size(index: int, message: Message, body: str, settings: Settings) -> None:
     notification = Notification.from_body(
         json.loads(body), silent=message.attributes.silent, high_priority=True
     )
+    if message.attributes.encrypted:
+        notification = widest_form(
+            notification, body, settings.encrypted_message_title, settings.encrypted_message_body
+        )
     size = len(apns_payload(notification))
     if size > APNS_MAX_PAYLOAD_BYTES:
         raise PayloadTooLarge(
@@ -70,9 +75,10 @@ def _check_apns_size(index: int, message: Message, body: str) -> None:
 
 
 async def _log_rows(
-    session: AsyncSession, app_id: int, messages: Sequence[Message], mode: Mode, settings: Settings
+    session: AsyncSession, sending: Sending, app_id: int, messages: Sequence[Message], mode: Mode
 ) -> tuple[list[int], list[dict[str, Any]]]:
     """Insert one PENDING row per message and device; the ids and the rows."""
+    settings = sending.settings
     now = utcnow()
     if mode is Mode.SYNCHRONOUS:
         hold = now + timedelta(seconds=settings.sync_send_timeout_s + SYNC_HOLD_MARGIN_S)
@@ -96,7 +102,7 @@ async def _log_rows(
             and (device.is_active or not attributes.personal)
         ]
         if any(device.platform == "ios" for device in targets):
-            _check_apns_size(index, message, body)
+            _check_apns_size(index, message, body, settings)
         for device in targets:
             rows.append(
                 {
@@ -111,7 +117,11 @@ async def _log_rows(
                     "personal": attributes.personal,
                     "encrypted": attributes.encrypted,
                     "priority": message.priority.value,
-                    "message_body": body,
+                    "message_body": (
+                        sending.registry.encryption.store(body, device.activation_id)
+                        if attributes.encrypted
+                        else body
+                    ),
                     "valid_until": message.body.valid_until,
                     "status": PENDING,
                     "attempts": attempts,
@@ -138,7 +148,12 @@ async def send(
         )
     async with sending.database.transaction() as session:
         await applications.require(session, app_id)
-        ids, rows = await _log_rows(session, app_id, messages, mode, settings)
+        ids, rows = await _log_rows(session, sending, app_id, messages, mode)
+        queued: list[Job] = []
+        if mode is Mode.SYNCHRONOUS:
+            queued = [_job(message_id, row) for message_id, row in zip(ids, rows, strict=True)]
+            # Read in the same transaction, so the key belongs to the device the row names.
+            queued = await jobs.with_device_keys(session, queued)
 
     result = SendResult(mode=mode)
     if mode is Mode.ASYNCHRONOUS:
@@ -147,7 +162,6 @@ async def send(
         result.message_ids = ids
         return result
 
-    queued = [_job(message_id, row) for message_id, row in zip(ids, rows, strict=True)]
     outcomes = await deliver(queued, sending.registry, utcnow(), settings.sync_send_timeout_s)
     warn_credential_problems(outcomes)
     async with sending.database.transaction() as session:
@@ -211,7 +225,8 @@ async def detail(database: Database, message_id: int) -> MessageDetail:
         personal=row.personal,
         encrypted=row.encrypted,
         priority=row.priority,
-        body=json.loads(row.message_body) if row.message_body else None,
+        # An encrypted message's text is for its device alone.
+        body=json.loads(row.message_body) if row.message_body and not row.encrypted else None,
         timestamp_created=row.timestamp_created,
         timestamp_last_attempt=row.timestamp_last_attempt,
         timestamp_sent=row.timestamp_sent,

@@ -1,0 +1,1 @@
+"""Campaigns: one message to many users, each of their devices reached once."""

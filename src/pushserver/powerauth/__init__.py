@@ -1,0 +1,1 @@
+"""PowerAuth Server: activation status and end-to-end encryption of messages."""
