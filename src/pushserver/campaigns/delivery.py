@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushserver.campaigns import repository
 from pushserver.campaigns.schemas import PENDING, SENDING, SENT
+from pushserver.db.engine import take_sqlite_write_lock
 from pushserver.db.models import PushCampaign, PushCampaignDevice, PushDevice
 from pushserver.delivery import jobs, metrics
 from pushserver.delivery.jobs import Job
@@ -27,6 +28,7 @@ ID_OFFSET = 1 << 64
 
 async def claim(session: AsyncSession, batch_size: int, lease_s: float, now: datetime) -> list[Job]:
     """Take up to ``batch_size`` due campaign devices; rows held by a dead worker come back."""
+    await take_sqlite_write_lock(session)
     query = (
         select(
             PushCampaignDevice.id,

@@ -103,3 +103,14 @@ def _is_unavailable(exc: DBAPIError) -> bool:
     return isinstance(exc, OperationalError) and (
         getattr(exc.orig, "sqlstate", None) not in RETRYABLE_SQLSTATES
     )
+
+
+async def take_sqlite_write_lock(session: AsyncSession) -> None:
+    """On SQLite, hold the database's one write lock from here, so what follows reads and
+    writes current rows without another process slipping in between.
+
+    A write that changes nothing takes the lock. The other databases lock the rows they read
+    (FOR UPDATE) and need nothing here.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        await session.execute(text("UPDATE push_message SET id = id WHERE 0"))

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pushserver.db.engine import take_sqlite_write_lock
 from pushserver.db.models import PushDevice, PushMessage
 from pushserver.delivery import metrics
 from pushserver.delivery.outcomes import Outcome, Verdict
@@ -71,6 +72,7 @@ async def claim(session: AsyncSession, batch_size: int, lease_s: float, now: dat
     Rows other workers hold are skipped, not waited for. A holder that dies loses its lease
     when it runs out, and the messages are claimed again.
     """
+    await take_sqlite_write_lock(session)
     query = (
         select(*_JOB_COLUMNS)
         .where(PushMessage.status == PENDING, PushMessage.next_attempt_at <= now)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from sqlalchemy import delete, false, func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pushserver.db.engine import take_sqlite_write_lock
 from pushserver.db.models import PushDevice
 
 
@@ -21,11 +22,8 @@ async def lock_token(session: AsyncSession, app_id: int, token: str) -> None:
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         await session.execute(select(func.pg_advisory_xact_lock(_token_lock_key(app_id, token))))
-    elif dialect == "sqlite":
-        # SQLite has one writer at a time and reads outside it may be stale: a write that
-        # changes nothing takes the write lock before anything is read.
-        no_op = update(PushDevice).where(false()).values(push_token=PushDevice.push_token)
-        await session.execute(no_op.execution_options(synchronize_session=False))
+    else:
+        await take_sqlite_write_lock(session)
 
 
 def _token_lock_key(app_id: int, token: str) -> int:
