@@ -72,7 +72,11 @@ class PowerAuthFake:
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet: the tests read ``calls`` instead."""
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                """Quiet: a client that gave up on a slow answer closes its end mid-reply."""
+
+        self._server = Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
