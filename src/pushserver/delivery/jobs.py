@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -48,6 +49,24 @@ class Job:
     attempts: int
     # Only for encrypted messages: the device's key, still sealed, loaded when the job is taken.
     device_key: SealedDeviceKey | None = None
+
+
+def job_from_row(message_id: int, row: Mapping[str, Any]) -> Job:
+    """A job from ``push_message`` columns (a database row or the values of a new one)."""
+    return Job(
+        message_id=message_id,
+        app_id=row["app_id"],
+        device_id=row["device_registration_id"],
+        platform=row["platform"],
+        token=row["push_token"],
+        environment=row["environment"],
+        body=row["message_body"],
+        silent=row["silent"],
+        priority=row["priority"],
+        encrypted=row["encrypted"],
+        valid_until=row["valid_until"],
+        attempts=row["attempts"],
+    )
 
 
 _JOB_COLUMNS = (
@@ -94,23 +113,7 @@ async def claim(session: AsyncSession, batch_size: int, lease_s: float, now: dat
         )
         .execution_options(synchronize_session=False)
     )
-    claimed = [
-        Job(
-            message_id=row.id,
-            app_id=row.app_id,
-            device_id=row.device_registration_id,
-            platform=row.platform,
-            token=row.push_token,
-            environment=row.environment,
-            body=row.message_body,
-            silent=row.silent,
-            priority=row.priority,
-            encrypted=row.encrypted,
-            valid_until=row.valid_until,
-            attempts=row.attempts + 1,
-        )
-        for row in rows
-    ]
+    claimed = [job_from_row(row.id, {**row._mapping, "attempts": row.attempts + 1}) for row in rows]
     return await with_device_keys(session, claimed)
 
 

@@ -151,7 +151,10 @@ async def send(
         ids, rows = await _log_rows(session, sending, app_id, messages, mode)
         queued: list[Job] = []
         if mode is Mode.SYNCHRONOUS:
-            queued = [_job(message_id, row) for message_id, row in zip(ids, rows, strict=True)]
+            queued = [
+                jobs.job_from_row(message_id, row)
+                for message_id, row in zip(ids, rows, strict=True)
+            ]
             # Read in the same transaction, so the key belongs to the device the row names.
             queued = await jobs.with_device_keys(session, queued)
 
@@ -176,23 +179,6 @@ async def send(
         mode.value,
     )
     return result
-
-
-def _job(message_id: int, row: dict[str, Any]) -> Job:
-    return Job(
-        message_id=message_id,
-        app_id=row["app_id"],
-        device_id=row["device_registration_id"],
-        platform=row["platform"],
-        token=row["push_token"],
-        environment=row["environment"],
-        body=row["message_body"],
-        silent=row["silent"],
-        priority=row["priority"],
-        encrypted=row["encrypted"],
-        valid_until=row["valid_until"],
-        attempts=row["attempts"],
-    )
 
 
 def _count(result: SendResult, platform: str, status: int) -> None:
