@@ -6,8 +6,10 @@ import time
 from typing import Any
 
 import httpx
+from sqlalchemy import update
 
 from pushserver.app import create_app
+from pushserver.db.models import PushCampaignDevice
 from tests.delivery.support import Push, ok
 
 MESSAGE = {"title": "Spring offer", "body": "0% fees in April", "extras": {"offer": "spring"}}
@@ -247,3 +249,22 @@ async def test_one_worker_batch_carries_messages_and_campaign_devices(push: Push
     assert titles == ["Payment", "Spring offer"]
     assert push.apns.counts() == {alice.token: 2}
     push.google.assert_delivered_once([bob.token])
+
+
+async def test_an_idle_worker_completes_a_campaign_whose_last_rows_raced(push: Push) -> None:
+    app_id = await push.create_app()
+    await push.register(app_id, "ios", user_id="alice")
+    campaign_id = await create(push, app_id)
+    await add(push, campaign_id, ["alice"])
+    await live(push, campaign_id)
+    # As if two workers recorded their last batches at once, each before the other committed.
+    async with push.database.transaction() as session:
+        await session.execute(
+            update(PushCampaignDevice)
+            .where(PushCampaignDevice.campaign_id == campaign_id)
+            .values(status=1)
+        )
+    assert (await detail(push, campaign_id))["sent"] is False
+
+    assert await push.run_worker() == 0
+    assert (await detail(push, campaign_id))["sent"] is True

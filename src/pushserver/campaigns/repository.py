@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, literal, select, update
+from sqlalchemy import delete, func, insert, literal, select, true, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
@@ -123,9 +123,13 @@ async def delete_campaign(session: AsyncSession, campaign_id: int) -> None:
 
 
 async def mark_sent_if_done(
-    session: AsyncSession, campaign_ids: Sequence[int], now: datetime
+    session: AsyncSession, campaign_ids: Sequence[int] | None, now: datetime
 ) -> None:
-    """Campaigns whose every device row is final become sent."""
+    """Campaigns (these, or all being sent) whose every device row is final become sent.
+
+    Two workers finishing a campaign's last batches at once may each still see the other's rows
+    unfinished; the idle workers' sweep over all campaigns (``campaign_ids`` None) catches that.
+    """
     unfinished = (
         select(PushCampaignDevice.id)
         .where(
@@ -137,7 +141,7 @@ async def mark_sent_if_done(
     await session.execute(
         update(PushCampaign)
         .where(
-            PushCampaign.id.in_(campaign_ids),
+            PushCampaign.id.in_(campaign_ids) if campaign_ids is not None else true(),
             PushCampaign.sent.is_(False),
             PushCampaign.timestamp_sending.is_not(None),
             ~unfinished,

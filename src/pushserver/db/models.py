@@ -126,6 +126,7 @@ class PushCampaignDevice(Base):
     __table_args__ = (
         UniqueConstraint("campaign_id", "platform", "token"),
         Index(None, "status", "next_attempt_at"),
+        Index(None, "campaign_id", "status"),
     )
 
     id: Mapped[int] = mapped_column(Identity64, primary_key=True, autoincrement=True)

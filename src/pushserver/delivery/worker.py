@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from pushserver.campaigns import delivery as campaign_queue
+from pushserver.campaigns import repository as campaign_repository
 from pushserver.db.engine import Database
 from pushserver.db.types import utcnow
 from pushserver.delivery import jobs
@@ -35,6 +36,7 @@ class Worker:
         self._stopping = asyncio.Event()
         # One claim at a time per process: on SQLite, claims are not isolated from each other.
         self._claiming = asyncio.Lock()
+        self._swept_at = 0.0
 
     def wake(self) -> None:
         """New work was queued: look now rather than at the next poll."""
@@ -93,6 +95,7 @@ class Worker:
                 )
         claimed = messages + campaign_devices
         if not claimed:
+            await self._sweep_finished_campaigns()
             return 0
 
         started = time.monotonic()
@@ -113,6 +116,14 @@ class Worker:
                 await campaign_queue.record(session, results[split:], settings, utcnow())
         _log_batch(results, time.monotonic() - started)
         return len(claimed)
+
+    async def _sweep_finished_campaigns(self) -> None:
+        """At most once a second when idle: mark sent the campaigns whose rows are all final."""
+        if time.monotonic() - self._swept_at < 1.0:
+            return
+        self._swept_at = time.monotonic()
+        async with self._database.transaction() as session:
+            await campaign_repository.mark_sent_if_done(session, None, utcnow())
 
 
 def _log_batch(results: Sequence[tuple[Job, Outcome | None]], elapsed_s: float) -> None:

@@ -9,7 +9,8 @@ Added columns:
   ``attempts``, ``next_attempt_at`` (due time, or the end of a worker's lease while the row is
   SENDING), ``last_error``, ``timestamp_last_attempt``: as on ``push_message``. ``status`` is
   0 PENDING, 2 SENDING (claimed by a worker), 1 SENT, -1 FAILED;
-- index (``status``, ``next_attempt_at``) on ``push_campaign_device`` for the workers' claims.
+- indexes (``status``, ``next_attempt_at``) on ``push_campaign_device`` for the workers' claims
+  and (``campaign_id``, ``status``) for progress and the completion check.
 
 Revision ID: 0003
 Revises: 0002
@@ -43,9 +44,15 @@ def upgrade() -> None:
         "push_campaign_device",
         ["status", "next_attempt_at"],
     )
+    op.create_index(
+        "push_campaign_device_campaign_id_status_idx",
+        "push_campaign_device",
+        ["campaign_id", "status"],
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("push_campaign_device_campaign_id_status_idx", "push_campaign_device")
     op.drop_index("push_campaign_device_status_next_attempt_at_idx", "push_campaign_device")
     with op.batch_alter_table("push_campaign_device") as table:
         for column in (
