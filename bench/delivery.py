@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import json
 import os
 import socket
 import statistics
@@ -97,7 +98,7 @@ async def prepare(settings: Settings, key: ApnsKey, account: ServiceAccount, dev
             private_key_base64=base64.b64encode(key.private_pem).decode(),
         )
         await applications.update_ios(session, box, ios)
-        raw = base64.b64encode(__import__("json").dumps(account.info()).encode()).decode()
+        raw = base64.b64encode(json.dumps(account.info()).encode()).decode()
         await applications.update_android(
             session, box, AndroidUpdateRequest(app_id=APP_ID, private_key_base64=raw)
         )

@@ -128,6 +128,23 @@ def apns_headers(n: Notification, topic: str) -> dict[str, str]:
 # FCM
 
 
+def _android_notification(n: Notification) -> dict[str, Any]:
+    """The notification fields FCM and HMS name alike."""
+    return _compact(
+        {
+            "title": n.title,
+            "body": n.body,
+            "title_loc_key": n.title_loc_key,
+            "title_loc_args": n.title_loc_args,
+            "body_loc_key": n.body_loc_key,
+            "body_loc_args": n.body_loc_args,
+            "icon": n.icon,
+            "sound": n.sound,
+            "tag": n.category,
+        }
+    )
+
+
 def _data_strings(extras: dict[str, Any]) -> dict[str, str]:
     return {
         key: value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
@@ -144,20 +161,9 @@ def fcm_message(n: Notification, now: datetime) -> dict[str, Any]:
     if n.collapse_key:
         android["collapse_key"] = n.collapse_key
     if not n.silent:
-        notification = _compact(
-            {
-                "title": n.title,
-                "body": n.body,
-                "title_loc_key": n.title_loc_key,
-                "title_loc_args": n.title_loc_args,
-                "body_loc_key": n.body_loc_key,
-                "body_loc_args": n.body_loc_args,
-                "icon": n.icon,
-                "sound": n.sound,
-                "tag": n.category,
-                "notification_count": n.badge,
-            }
-        )
+        notification = _android_notification(n)
+        if n.badge is not None:
+            notification["notification_count"] = n.badge
         if notification:
             android["notification"] = notification
     message: dict[str, Any] = {"android": android}
@@ -207,19 +213,7 @@ def hms_message(n: Notification, now: datetime) -> dict[str, Any]:
     if n.collapse_key:
         android["collapse_key"] = hms_collapse_key(n.collapse_key)
     if not n.silent:
-        notification = _compact(
-            {
-                "title": n.title,
-                "body": n.body,
-                "title_loc_key": n.title_loc_key,
-                "title_loc_args": n.title_loc_args,
-                "body_loc_key": n.body_loc_key,
-                "body_loc_args": n.body_loc_args,
-                "icon": n.icon,
-                "sound": n.sound,
-                "tag": n.category,
-            }
-        )
+        notification = _android_notification(n)
         notification["click_action"] = {"type": 3}
         if n.badge is not None:
             notification["badge"] = {"set_num": n.badge}

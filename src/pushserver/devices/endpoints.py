@@ -14,6 +14,7 @@ from pushserver.api.auth import authenticated
 from pushserver.api.context import AppContext, get_context
 from pushserver.api.envelope import OkResponse, RequestEnvelope, error_responses, ok
 from pushserver.api.routing import route
+from pushserver.db.engine import RETRYABLE_SQLSTATES
 from pushserver.devices import service
 from pushserver.devices.schemas import (
     CreateDeviceMultiRequest,
@@ -29,9 +30,6 @@ Context = Annotated[AppContext, Depends(get_context)]
 # Registrations racing for one activation or one token: the loser retries on fresh rows.
 _UPSERT_ATTEMPTS = 3
 _RETRY_JITTER_MS = 20
-# Serialization failure (also MySQL's and MariaDB's deadlock) and PostgreSQL's deadlock: the
-# database rolled the transaction back, and running it again is the documented remedy.
-_RETRY_SQLSTATES = frozenset({"40001", "40P01"})
 
 
 async def _register(
@@ -54,7 +52,7 @@ async def _register(
 
 def _lost_race(exc: DBAPIError) -> bool:
     return isinstance(exc, IntegrityError) or (
-        getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES
+        getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
     )
 
 
