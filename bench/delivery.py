@@ -127,13 +127,15 @@ async def prepare(settings: Settings, key: ApnsKey, account: ServiceAccount, dev
 
 
 @contextmanager
-def processes(commands: list[list[str]], env: dict[str, str], logs: Path) -> Iterator[None]:
+def processes(
+    commands: list[list[str]], env: dict[str, str], logs: Path
+) -> Iterator[list[subprocess.Popen[bytes]]]:
     running = []
     try:
         for index, command in enumerate(commands):
             log = (logs / f"process-{index}.log").open("w")
             running.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
-        yield
+        yield running
     finally:
         for process in running:
             process.terminate()

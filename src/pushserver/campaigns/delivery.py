@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushserver.campaigns import repository
 from pushserver.campaigns.schemas import PENDING, SENDING, SENT
-from pushserver.db.engine import take_sqlite_write_lock
+from pushserver.db.engine import id_among, take_sqlite_write_lock
 from pushserver.db.models import PushCampaign, PushCampaignDevice, PushDevice
 from pushserver.delivery import jobs, metrics
 from pushserver.delivery.jobs import Job
@@ -27,7 +27,11 @@ ID_OFFSET = 1 << 64
 
 
 async def claim(session: AsyncSession, batch_size: int, lease_s: float, now: datetime) -> list[Job]:
-    """Take up to ``batch_size`` due campaign devices; rows held by a dead worker come back."""
+    """Take up to ``batch_size`` due campaign devices; rows held by a dead worker come back.
+
+    Due means ``next_attempt_at <= now``: PENDING rows from their due time, SENDING rows when
+    their lease has run out. Final rows have no ``next_attempt_at``.
+    """
     await take_sqlite_write_lock(session)
     query = (
         select(
@@ -39,10 +43,10 @@ async def claim(session: AsyncSession, batch_size: int, lease_s: float, now: dat
             PushCampaignDevice.attempts,
         )
         .where(
-            PushCampaignDevice.status.in_((PENDING, SENDING)),
             PushCampaignDevice.next_attempt_at <= now,
+            PushCampaignDevice.status.in_((PENDING, SENDING)),
         )
-        .order_by(PushCampaignDevice.next_attempt_at, PushCampaignDevice.id)
+        .order_by(PushCampaignDevice.next_attempt_at)
         .limit(batch_size)
         .with_for_update(skip_locked=True)
     )
@@ -52,7 +56,7 @@ async def claim(session: AsyncSession, batch_size: int, lease_s: float, now: dat
 
     await session.execute(
         update(PushCampaignDevice)
-        .where(PushCampaignDevice.id.in_([row.id for row in rows]))
+        .where(id_among(session, PushCampaignDevice.id, [row.id for row in rows]))
         .values(
             status=SENDING,
             next_attempt_at=now + timedelta(seconds=lease_s),
@@ -61,36 +65,47 @@ async def claim(session: AsyncSession, batch_size: int, lease_s: float, now: dat
         )
         .execution_options(synchronize_session=False)
     )
-    campaign_ids = {row.campaign_id for row in rows}
     campaigns = {
-        campaign.id: campaign
+        campaign.id: _Message(campaign)
         for campaign in await session.scalars(
-            select(PushCampaign).where(PushCampaign.id.in_(campaign_ids))
+            select(PushCampaign).where(PushCampaign.id.in_({row.campaign_id for row in rows}))
         )
     }
     claimed = []
     for row in rows:
-        campaign = campaigns.get(row.campaign_id)
-        if campaign is None:
+        message = campaigns.get(row.campaign_id)
+        if message is None:
             continue  # deleted while it was being sent
-        valid_until = json.loads(campaign.message).get("validUntil")
         claimed.append(
             Job(
                 message_id=ID_OFFSET + row.id,
-                app_id=campaign.appid,
+                app_id=message.app_id,
                 device_id=None,
                 platform=row.platform,
                 token=row.token,
                 environment=row.environment,
-                body=campaign.message,
+                body=message.body,
                 silent=False,
                 priority="HIGH",
                 encrypted=False,
-                valid_until=datetime.fromisoformat(valid_until) if valid_until else None,
+                valid_until=message.valid_until,
                 attempts=row.attempts + 1,
+                campaign_id=row.campaign_id,
             )
         )
     return claimed
+
+
+class _Message:
+    """A campaign's message as its jobs carry it, read once per claim."""
+
+    __slots__ = ("app_id", "body", "valid_until")
+
+    def __init__(self, campaign: PushCampaign) -> None:
+        self.app_id = campaign.appid
+        self.body = campaign.message
+        valid_until = json.loads(campaign.message).get("validUntil")
+        self.valid_until = datetime.fromisoformat(valid_until) if valid_until else None
 
 
 async def record(
@@ -116,19 +131,15 @@ async def record(
     if sent_ids:
         await session.execute(
             update(PushCampaignDevice)
-            .where(PushCampaignDevice.id.in_(sent_ids))
+            .where(id_among(session, PushCampaignDevice.id, sent_ids))
             .values(status=SENT, next_attempt_at=None, last_error=None)
             .execution_options(synchronize_session=False)
         )
     if changes:
         await session.execute(update(PushCampaignDevice), changes)
 
-    touched = await session.scalars(
-        select(PushCampaignDevice.campaign_id)
-        .where(PushCampaignDevice.id.in_([job.message_id - ID_OFFSET for job, _ in results]))
-        .distinct()
-    )
-    await repository.mark_sent_if_done(session, list(touched), now)
+    touched = {job.campaign_id for job, _ in results if job.campaign_id is not None}
+    await repository.mark_sent_if_done(session, sorted(touched), now)
 
 
 async def _delete_dead_token(session: AsyncSession, job: Job, outcome: Outcome) -> None:
@@ -148,7 +159,7 @@ async def release(session: AsyncSession, message_ids: Sequence[int], now: dateti
         await session.execute(
             update(PushCampaignDevice)
             .where(
-                PushCampaignDevice.id.in_([i - ID_OFFSET for i in message_ids]),
+                id_among(session, PushCampaignDevice.id, [i - ID_OFFSET for i in message_ids]),
                 PushCampaignDevice.status == SENDING,
             )
             .values(status=PENDING, next_attempt_at=now)

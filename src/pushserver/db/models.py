@@ -125,7 +125,7 @@ class PushCampaignDevice(Base):
     __tablename__ = "push_campaign_device"
     __table_args__ = (
         UniqueConstraint("campaign_id", "platform", "token"),
-        Index(None, "status", "next_attempt_at"),
+        Index(None, "next_attempt_at"),
         Index(None, "campaign_id", "status"),
     )
 

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pushserver.db.engine import take_sqlite_write_lock
+from pushserver.db.engine import id_among, take_sqlite_write_lock
 from pushserver.db.models import PushDevice, PushMessage
 from pushserver.delivery import metrics
 from pushserver.delivery.outcomes import Outcome, Verdict
@@ -49,6 +49,8 @@ class Job:
     attempts: int
     # Only for encrypted messages: the device's key, still sealed, loaded when the job is taken.
     device_key: SealedDeviceKey | None = None
+    # Only for a campaign's device: the campaign it belongs to.
+    campaign_id: int | None = None
 
 
 def job_from_row(message_id: int, row: Mapping[str, Any]) -> Job:
@@ -95,7 +97,7 @@ async def claim(session: AsyncSession, batch_size: int, lease_s: float, now: dat
     query = (
         select(*_JOB_COLUMNS)
         .where(PushMessage.status == PENDING, PushMessage.next_attempt_at <= now)
-        .order_by(PushMessage.next_attempt_at, PushMessage.id)
+        .order_by(PushMessage.next_attempt_at)
         .limit(batch_size)
         .with_for_update(skip_locked=True)
     )
@@ -105,7 +107,7 @@ async def claim(session: AsyncSession, batch_size: int, lease_s: float, now: dat
     ids = [row.id for row in rows]
     await session.execute(
         update(PushMessage)
-        .where(PushMessage.id.in_(ids))
+        .where(id_among(session, PushMessage.id, ids))
         .values(
             next_attempt_at=now + timedelta(seconds=lease_s),
             attempts=PushMessage.attempts + 1,
@@ -204,7 +206,7 @@ async def record(
     if sent_ids:
         await session.execute(
             update(PushMessage)
-            .where(PushMessage.id.in_(sent_ids))
+            .where(id_among(session, PushMessage.id, sent_ids))
             .values(status=SENT, timestamp_sent=now, next_attempt_at=None, last_error=None)
             .execution_options(synchronize_session=False)
         )
