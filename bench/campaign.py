@@ -222,7 +222,7 @@ async def campaign(
                 workers[0].send_signal(signal.SIGKILL)
                 workers[0].wait()
                 killed = True
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(0.5)
         done_s = time.perf_counter() - started
         pids["workers"] = alive
         cpu = {

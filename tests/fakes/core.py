@@ -159,6 +159,8 @@ class Site:
         self.faults = Faults()
         self.stats = Stats()
         self.record_bodies = True
+        # What a reset goes back to: False in a counts-only fake process (benchmarks).
+        self.record_bodies_by_default = True
         self.records: list[dict[str, Any]] = []
         self.delivered: dict[bytes, int] = {}
         self.attempts: dict[bytes, int] = {}
@@ -335,7 +337,7 @@ class Site:
         self.attempts.clear()
         self.programs.clear()
         self.faults = Faults()
-        self.record_bodies = True
+        self.record_bodies = self.record_bodies_by_default
         self._seq = 0
         self.stats = Stats()
         for connection in list(self.connections):

@@ -105,7 +105,7 @@ async def serve(args: argparse.Namespace) -> None:
         for kind in args.fakes:
             site = make_site(kind)
             if args.counts_only:
-                site.record_bodies = False
+                site.record_bodies = site.record_bodies_by_default = False
             if args.max_concurrent_streams is not None:
                 site.faults.max_concurrent_streams = args.max_concurrent_streams
             server = await serve_site(site, ca, listening_socket(args.host, ports.get(kind, 0)))
