@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -212,24 +213,30 @@ async def campaign(
         live_s = time.perf_counter() - started
         peak = 0.0
         killed = False
-        while True:
-            detail = (await client.get(f"/push/campaign/{campaign_id}/detail")).json()
+        # The campaign list is cheap to poll; the detail counts every device row.
+        while not await is_sent(client, campaign_id):
             alive = [w.pid for w in workers if w.poll() is None]
             peak = max([peak, *(peak_rss_mib(pid) for pid in alive)])
-            if detail["responseObject"]["sent"]:
-                break
             if kill_after is not None and not killed and time.perf_counter() - started > kill_after:
                 workers[0].send_signal(signal.SIGKILL)
                 workers[0].wait()
                 killed = True
             await asyncio.sleep(0.5)
-        done_s = time.perf_counter() - started
+        alive = [w.pid for w in workers if w.poll() is None]
+        peak = max([peak, *(peak_rss_mib(pid) for pid in alive)])
         pids["workers"] = alive
         cpu = {
             name: sum(cpu_s(p) for p in group) - cpu_before[name] for name, group in pids.items()
         }
         cpu["all"] = machine_cpu_s() - machine_before
-    progress = detail["responseObject"]["progress"]
+        detail = (await client.get(f"/push/campaign/{campaign_id}/detail")).json()
+    campaign = detail["responseObject"]
+    # From the server's own timestamps: when the live send began and its last device was done.
+    done_s = (
+        datetime.fromisoformat(campaign["timestampSent"])
+        - datetime.fromisoformat(campaign["timestampSending"])
+    ).total_seconds()
+    progress = campaign["progress"]
     if progress["sent"] != progress["total"]:
         raise SystemExit(f"campaign done with {progress}")
     return {
@@ -240,6 +247,12 @@ async def campaign(
         "peak_mib": peak,
         **{f"cpu_{name}": seconds for name, seconds in cpu.items()},
     }
+
+
+async def is_sent(client: httpx.AsyncClient, campaign_id: int) -> bool:
+    response = await client.get("/push/campaign/list", params={"all": "true"})
+    campaigns = response.json()["responseObject"]
+    return any(c["id"] == campaign_id and c["sent"] for c in campaigns)
 
 
 def report(devices: int, workers: int, runs: list[dict[str, float]], kill: bool) -> None:

@@ -130,7 +130,8 @@ class PushCampaignDevice(Base):
     )
 
     id: Mapped[int] = mapped_column(Identity64, primary_key=True, autoincrement=True)
-    campaign_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    # Led by the unique (campaign_id, platform, token) and (campaign_id, status) indexes.
+    campaign_id: Mapped[int] = mapped_column(BigInteger)
     platform: Mapped[str] = mapped_column(String(20))
     token: Mapped[str] = mapped_column(String(255))
     status: Mapped[int] = mapped_column(Integer, default=0)

@@ -22,7 +22,6 @@ class ProviderResponse:
     status: int
     body: bytes
     retry_after: str | None = None
-    apns_id: str | None = None
 
 
 class TransportError(Exception):
@@ -123,12 +122,10 @@ class Pool:
         except PyreqwestError as exc:
             message = str(exc)
             raise TransportError(message, timed_out="timed out" in message.lower()) from exc
-        return ProviderResponse(
-            status=response.status,
-            body=content,
-            retry_after=response.get_header("retry-after"),
-            apns_id=response.get_header("apns-id"),
-        )
+        status = response.status
+        # Only refusals (429, 503) carry a Retry-After worth reading.
+        retry_after = response.get_header("retry-after") if status >= 300 else None
+        return ProviderResponse(status, content, retry_after)
 
     async def close(self) -> None:
         for connection in self._connections:

@@ -7,6 +7,10 @@ at the batch size. The (``status``, ``next_attempt_at``) index it replaces could
 ``status IN (PENDING, SENDING)`` in that order, so every claim read and sorted all of the
 campaign's remaining rows.
 
+The index on ``campaign_id`` alone goes too: the unique (``campaign_id``, ``platform``,
+``token``) and the (``campaign_id``, ``status``) indexes lead with it, and every row a worker
+updates paid for one more index entry.
+
 Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-03
@@ -27,9 +31,11 @@ def upgrade() -> None:
         "push_campaign_device_next_attempt_at_idx", "push_campaign_device", ["next_attempt_at"]
     )
     op.drop_index("push_campaign_device_status_next_attempt_at_idx", "push_campaign_device")
+    op.drop_index("push_campaign_device_campaign_id_idx", "push_campaign_device")
 
 
 def downgrade() -> None:
+    op.create_index("push_campaign_device_campaign_id_idx", "push_campaign_device", ["campaign_id"])
     op.create_index(
         "push_campaign_device_status_next_attempt_at_idx",
         "push_campaign_device",
