@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Select, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushserver.campaigns import repository
@@ -26,14 +26,9 @@ from pushserver.settings import Settings
 ID_OFFSET = 1 << 64
 
 
-async def claim(session: AsyncSession, batch_size: int, lease_s: float, now: datetime) -> list[Job]:
-    """Take up to ``batch_size`` due campaign devices; rows held by a dead worker come back.
-
-    Due means ``next_attempt_at <= now``: PENDING rows from their due time, SENDING rows when
-    their lease has run out. Final rows have no ``next_attempt_at``.
-    """
-    await take_sqlite_write_lock(session)
-    query = (
+def due_rows(batch_size: int, now: datetime) -> Select[int, int, str, str, str | None, int]:
+    """The first ``batch_size`` due rows, locked, skipping those another worker holds."""
+    return (
         select(
             PushCampaignDevice.id,
             PushCampaignDevice.campaign_id,
@@ -50,6 +45,16 @@ async def claim(session: AsyncSession, batch_size: int, lease_s: float, now: dat
         .limit(batch_size)
         .with_for_update(skip_locked=True)
     )
+
+
+async def claim(session: AsyncSession, batch_size: int, lease_s: float, now: datetime) -> list[Job]:
+    """Take up to ``batch_size`` due campaign devices; rows held by a dead worker come back.
+
+    Due means ``next_attempt_at <= now``: PENDING rows from their due time, SENDING rows when
+    their lease has run out. Final rows have no ``next_attempt_at``.
+    """
+    await take_sqlite_write_lock(session)
+    query = due_rows(batch_size, now)
     rows = (await session.execute(query)).all()
     if not rows:
         return []
