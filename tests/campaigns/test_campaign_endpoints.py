@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from pushserver.app import create_app
 from pushserver.db.models import PushCampaignDevice
@@ -268,3 +269,51 @@ async def test_an_idle_worker_completes_a_campaign_whose_last_rows_raced(push: P
 
     assert await push.run_worker() == 0
     assert (await detail(push, campaign_id))["sent"] is True
+
+
+async def test_provider_answers_dead_tokens_retries_and_refusals_in_a_campaign(push: Push) -> None:
+    app_id = await push.create_app()
+    dead = await push.register(app_id, "ios", user_id="alice")
+    busy = await push.register(app_id, "android", user_id="bob")
+    fine = await push.register(app_id, "ios", user_id="carol")
+    refused = await push.register(app_id, "android", user_id="dave")
+    push.program(dead, "BadDeviceToken")
+    push.program(busy, "UNAVAILABLE", times=1)
+    push.program(refused, "INVALID_ARGUMENT")
+    campaign_id = await create(push, app_id)
+    await add(push, campaign_id, ["alice", "bob", "carol", "dave"])
+    assert (await live(push, campaign_id)).status_code == 200
+
+    await run_until_idle(push)
+    # bob's device waits for its retry; the campaign is not done before it.
+    campaign = await detail(push, campaign_id)
+    assert campaign["sent"] is False
+    assert campaign["progress"] == {"total": 4, "pending": 1, "sending": 0, "sent": 1, "failed": 2}
+    async with push.database.transaction() as session:
+        await session.execute(
+            update(PushCampaignDevice)
+            .where(PushCampaignDevice.status == 0)
+            .values(next_attempt_at=datetime.now(UTC))
+        )
+    await run_until_idle(push)
+
+    campaign = await detail(push, campaign_id)
+    assert campaign["sent"] is True
+    assert campaign["progress"] == {"total": 4, "pending": 0, "sending": 0, "sent": 2, "failed": 2}
+    async with push.database.engine.connect() as conn:
+        query = select(PushCampaignDevice.token, PushCampaignDevice.last_error).where(
+            PushCampaignDevice.campaign_id == campaign_id
+        )
+        errors = {token: error for token, error in await conn.execute(query)}
+    assert errors == {
+        dead.token: "APNs 400 BadDeviceToken",
+        busy.token: None,
+        fine.token: None,
+        refused.token: errors[refused.token],
+    }
+    assert errors[refused.token] and errors[refused.token].startswith("FCM 400 INVALID_ARGUMENT")
+    # The dead token's device is gone from the app; a refused message leaves its device be.
+    assert not await push.device_exists(dead)
+    assert await push.device_exists(refused)
+    assert [r.status for r in push.requests_for(busy)] == [503, 200]
+    push.apns.assert_delivered_once([fine.token])
