@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -9,6 +10,9 @@ from pathlib import Path
 
 from pushserver.settings import Settings
 from tests.conftest import TEST_MASTER_KEY
+
+_serial = itertools.count()
+_logs: dict[int, Path] = {}
 
 
 def start_worker(
@@ -27,4 +31,14 @@ def start_worker(
     }
     # One lane: one claimed batch in flight, which bounds what a kill can leave half-sent.
     command = [sys.executable, "-m", "pushserver", "worker", "--lanes", "1"]
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # Logs go to a file: a pipe nobody reads would stop the worker once it filled up.
+    log_path = data_dir / f"worker-{next(_serial)}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    _logs[process.pid] = log_path
+    return process
+
+
+def worker_log(process: subprocess.Popen[bytes]) -> str:
+    """What the worker logged so far."""
+    return _logs[process.pid].read_text(errors="replace")

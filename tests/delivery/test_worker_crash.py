@@ -15,7 +15,7 @@ from pushserver.db.engine import Database
 from pushserver.db.models import PushDevice, PushMessage
 from pushserver.settings import Settings
 from tests.conftest import b64
-from tests.delivery.processes import start_worker
+from tests.delivery.processes import start_worker, worker_log
 from tests.fakes.apns import ApnsFake, ApnsKey, device_token
 
 MESSAGES = 2000
@@ -116,8 +116,8 @@ async def test_sigkill_mid_batch_loses_no_message(
         sent = await wait_for(database, 1, MESSAGES, timeout_s=60 + LEASE_S)
     finally:
         second.send_signal(signal.SIGTERM)
-        _, stderr = second.communicate(timeout=30)
-    assert sent == MESSAGES, stderr.decode()[-2000:]
+        second.wait(timeout=30)
+    assert sent == MESSAGES, worker_log(second)[-2000:]
     assert await count(database, 0) == 0 and await count(database, -1) == 0
 
     counts = apns_fake.counts()

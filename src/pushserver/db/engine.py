@@ -96,15 +96,23 @@ class Database:
 
 # Serialization failures and deadlocks: the caller may run the unit of work again.
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+# The same on MariaDB/MySQL, whose driver gives the error number only: deadlock, lock wait timeout.
+RETRYABLE_MYSQL_ERRORS = frozenset({1213, 1205})
+
+
+def is_retryable(exc: DBAPIError) -> bool:
+    """The transaction lost a deadlock or a serialization conflict and may simply run again."""
+    if getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES:
+        return True
+    args: tuple[object, ...] = getattr(exc.orig, "args", ())
+    return bool(args) and args[0] in RETRYABLE_MYSQL_ERRORS
 
 
 def _is_unavailable(exc: DBAPIError) -> bool:
     """A lost or refused connection, or the server failing, as opposed to a bad statement."""
     if exc.connection_invalidated:
         return True
-    return isinstance(exc, OperationalError) and (
-        getattr(exc.orig, "sqlstate", None) not in RETRYABLE_SQLSTATES
-    )
+    return isinstance(exc, OperationalError) and not is_retryable(exc)
 
 
 async def take_sqlite_write_lock(session: AsyncSession) -> None:

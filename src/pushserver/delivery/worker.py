@@ -9,9 +9,11 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 
+from sqlalchemy.exc import DBAPIError
+
 from pushserver.campaigns import delivery as campaign_queue
 from pushserver.campaigns import repository as campaign_repository
-from pushserver.db.engine import Database
+from pushserver.db.engine import Database, is_retryable
 from pushserver.db.types import utcnow
 from pushserver.delivery import jobs
 from pushserver.delivery.dispatch import deliver, warn_credential_problems
@@ -22,6 +24,9 @@ from pushserver.errors import Unavailable
 from pushserver.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# Attempts at writing one batch's outcomes back, about three seconds apart at most in all.
+_RECORD_ATTEMPTS = 6
 
 
 class Worker:
@@ -62,8 +67,11 @@ class Worker:
                 # Claimed messages keep their lease and come back when it ends: nothing is lost.
                 log.warning("database unavailable; the worker will try again")
                 handled = 0
-            except Exception:
-                log.exception("worker batch failed; retrying")
+            except Exception as exc:
+                if isinstance(exc, DBAPIError) and is_retryable(exc):
+                    log.warning("a worker transaction lost a database conflict; trying again")
+                else:
+                    log.exception("worker batch failed; retrying")
                 handled = 0
             if handled:
                 idle_s = 0.01
@@ -108,14 +116,28 @@ class Worker:
                     session, [job.message_id for job in campaign_devices], utcnow()
                 )
             raise
-        split = len(messages)
-        async with self._database.transaction() as session:
-            if messages:
-                await jobs.record(session, results[:split], settings, utcnow())
-            if campaign_devices:
-                await campaign_queue.record(session, results[split:], settings, utcnow())
+        await self._record(results, len(messages))
         _log_batch(results, time.monotonic() - started)
         return len(claimed)
+
+    async def _record(self, results: Sequence[tuple[Job, Outcome | None]], split: int) -> None:
+        """Write the batch's outcomes back, again if the transaction lost a deadlock or the
+        database was briefly away: a batch whose outcomes are lost is sent again."""
+        settings = self._settings
+        for attempt in range(_RECORD_ATTEMPTS):
+            try:
+                async with self._database.transaction() as session:
+                    if split:
+                        await jobs.record(session, results[:split], settings, utcnow())
+                    if split < len(results):
+                        await campaign_queue.record(session, results[split:], settings, utcnow())
+                return
+            except (DBAPIError, Unavailable) as exc:
+                retry = isinstance(exc, Unavailable) or is_retryable(exc)
+                if not retry or attempt == _RECORD_ATTEMPTS - 1:
+                    raise
+                log.warning("recording a batch failed (%s); trying again", type(exc).__name__)
+            await asyncio.sleep(0.05 * 2**attempt)
 
     async def _sweep_finished_campaigns(self) -> None:
         """At most once a second when idle: mark sent the campaigns whose rows are all final."""

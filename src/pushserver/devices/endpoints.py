@@ -14,7 +14,7 @@ from pushserver.api.auth import authenticated
 from pushserver.api.context import AppContext, get_context
 from pushserver.api.envelope import OkResponse, RequestEnvelope, error_responses, ok
 from pushserver.api.routing import route
-from pushserver.db.engine import RETRYABLE_SQLSTATES
+from pushserver.db.engine import is_retryable
 from pushserver.devices import service
 from pushserver.devices.schemas import (
     CreateDeviceMultiRequest,
@@ -51,9 +51,7 @@ async def _register(
 
 
 def _lost_race(exc: DBAPIError) -> bool:
-    return isinstance(exc, IntegrityError) or (
-        getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
-    )
+    return isinstance(exc, IntegrityError) or is_retryable(exc)
 
 
 @router.post(
