@@ -37,15 +37,15 @@ sys.path.insert(0, str(ROOT))
 
 from bench.delivery import (  # noqa: E402
     APP_ID,
-    MASTER_KEY,
     free_port,
+    fresh_credentials,
     prepare,
     processes,
+    server_env,
     wait_ready,
 )
-from tests.fakes.apns import ApnsKey, device_token  # noqa: E402
+from tests.fakes.apns import device_token  # noqa: E402
 from tests.fakes.ceiling import measure_apns, measure_fcm  # noqa: E402
-from tests.fakes.google import ServiceAccount  # noqa: E402
 from tests.fakes.process import FakeProcess  # noqa: E402
 
 from pushserver.settings import Settings  # noqa: E402
@@ -120,24 +120,11 @@ def one_run(
     lanes: int,
     kill_after: float | None,
 ) -> dict[str, float]:
-    key = ApnsKey()
-    fakes.apns.add_key(key)
-    account = ServiceAccount(token_uri=f"{fakes.google.url}/token")
-    fakes.google.add_service_account(account.info())
-    fakes.apns.reset()
-    fakes.google.reset()
+    key, account = fresh_credentials(fakes)
     users = users_for(devices)
     with tempfile.TemporaryDirectory() as workdir:
         data_dir = Path(workdir)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PUSH_SERVER_")} | {
-            "PUSH_SERVER_DATABASE_URL": url,
-            "PUSH_SERVER_DATA_DIR": str(data_dir),
-            "PUSH_SERVER_MASTER_KEY": MASTER_KEY,
-            "PUSH_SERVER_APNS_PRODUCTION_URL": fakes.apns.url,
-            "PUSH_SERVER_APNS_DEVELOPMENT_URL": fakes.apns.url,
-            "PUSH_SERVER_FCM_URL": fakes.google.url,
-            "PUSH_SERVER_PROVIDER_CA_FILE": fakes.ca_file,
-            "PUSH_SERVER_LOG_LEVEL": "WARNING",
+        env = server_env(url, data_dir, fakes) | {
             "PUSH_SERVER_WORKER_ENABLED": "false",
             "PUSH_SERVER_WORKER_BATCH_SIZE": str(batch),
             "PUSH_SERVER_WORKER_LEASE_S": "30",

@@ -199,31 +199,41 @@ def wait_ready(base_url: str) -> None:
     raise SystemExit("the server did not become ready")
 
 
-def end_to_end(
-    database: str, url: str, fakes: FakeProcess, devices: int, workers: int
-) -> dict[str, float]:
+def fresh_credentials(fakes: FakeProcess) -> tuple[ApnsKey, ServiceAccount]:
+    """A new APNs key and Google service account, known to the fakes, whose counts are reset."""
     key = ApnsKey()
     fakes.apns.add_key(key)
     account = ServiceAccount(token_uri=f"{fakes.google.url}/token")
     fakes.google.add_service_account(account.info())
     fakes.apns.reset()
     fakes.google.reset()
+    return key, account
 
+
+def server_env(database_url: str, data_dir: Path, fakes: FakeProcess) -> dict[str, str]:
+    """The environment of a `pushserver` process pointed at the fakes."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PUSH_SERVER_")} | {
+        "PUSH_SERVER_DATABASE_URL": database_url,
+        "PUSH_SERVER_DATA_DIR": str(data_dir),
+        "PUSH_SERVER_MASTER_KEY": MASTER_KEY,
+        "PUSH_SERVER_APNS_PRODUCTION_URL": fakes.apns.url,
+        "PUSH_SERVER_APNS_DEVELOPMENT_URL": fakes.apns.url,
+        "PUSH_SERVER_FCM_URL": fakes.google.url,
+        "PUSH_SERVER_PROVIDER_CA_FILE": fakes.ca_file,
+        "PUSH_SERVER_LOG_LEVEL": "WARNING",
+    }
+
+
+def end_to_end(
+    database: str, url: str, fakes: FakeProcess, devices: int, workers: int
+) -> dict[str, float]:
+    key, account = fresh_credentials(fakes)
     with tempfile.TemporaryDirectory() as workdir:
         data_dir = Path(workdir)
         database_url = (
             url if database != "sqlite" else f"sqlite+aiosqlite:///{data_dir / 'bench.db'}"
         )
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PUSH_SERVER_")} | {
-            "PUSH_SERVER_DATABASE_URL": database_url,
-            "PUSH_SERVER_DATA_DIR": str(data_dir),
-            "PUSH_SERVER_MASTER_KEY": MASTER_KEY,
-            "PUSH_SERVER_APNS_PRODUCTION_URL": fakes.apns.url,
-            "PUSH_SERVER_APNS_DEVELOPMENT_URL": fakes.apns.url,
-            "PUSH_SERVER_FCM_URL": fakes.google.url,
-            "PUSH_SERVER_PROVIDER_CA_FILE": fakes.ca_file,
-            "PUSH_SERVER_LOG_LEVEL": "WARNING",
-        }
+        env = server_env(database_url, data_dir, fakes)
         settings = Settings(database_url=database_url, data_dir=data_dir, _env_file=None)
         admin_key = asyncio.run(prepare(settings, key, account, devices))
 

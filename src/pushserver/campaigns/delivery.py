@@ -17,7 +17,7 @@ from pushserver.campaigns import repository
 from pushserver.campaigns.schemas import PENDING, SENDING, SENT
 from pushserver.db.engine import id_among, take_sqlite_write_lock
 from pushserver.db.models import PushCampaign, PushCampaignDevice, PushDevice
-from pushserver.delivery import jobs, metrics
+from pushserver.delivery import jobs
 from pushserver.delivery.jobs import Job
 from pushserver.delivery.outcomes import Outcome, Verdict
 from pushserver.settings import Settings
@@ -120,7 +120,6 @@ async def record(
     now: datetime,
 ) -> None:
     """Outcomes per row, dead tokens removed from the app, finished campaigns marked sent."""
-    metrics.count((job.platform, outcome) for job, outcome in results)
     sent_ids: list[int] = []
     changes: list[dict[str, object]] = []
     for job, outcome in results:

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
+from pushserver.delivery import metrics
 from pushserver.delivery.encrypted import CannotSeal
 from pushserver.delivery.jobs import Job
 from pushserver.delivery.outcomes import Outcome, Verdict
@@ -65,7 +66,10 @@ async def deliver(
         for message_id, task in sends.items():
             outcomes[message_id] = _result(task) if task in done else None
 
-    return [(job, outcomes[job.message_id]) for job in jobs]
+    results = [(job, outcomes[job.message_id]) for job in jobs]
+    # Counted here, once per attempt, whether or not writing the outcomes back succeeds.
+    metrics.count((job.platform, outcome) for job, outcome in results)
+    return results
 
 
 def _notification(job: Job) -> Notification:

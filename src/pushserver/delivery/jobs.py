@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushserver.db.engine import id_among, take_sqlite_write_lock
 from pushserver.db.models import PushDevice, PushMessage
-from pushserver.delivery import metrics
 from pushserver.delivery.outcomes import Outcome, Verdict
 from pushserver.messages.schemas import FAILED, PENDING, SENT
 from pushserver.settings import Settings
@@ -187,7 +186,6 @@ async def record(
     status each message ended in.
     """
     statuses: dict[int, int] = {}
-    metrics.count((job.platform, outcome) for job, outcome in results)
     sent_ids: list[int] = []
     changes: list[dict[str, object]] = []
     dead: list[tuple[Job, Outcome]] = []
