@@ -184,6 +184,11 @@ async def test_deleted_campaign_is_gone(push: Push) -> None:
         assert response.status_code == 404
         assert response.json()["responseObject"]["code"] == "ERROR_NOT_FOUND"
 
+    # The deleted campaign was the newest: the next one does not take its id.
+    assert await create(push, await push.create_app()) > campaign_id
+    missing = await push.client.get(f"/push/campaign/{campaign_id}/detail", headers=push.sender)
+    assert missing.status_code == 404
+
 
 async def test_test_send_goes_to_one_user_synchronously(push: Push) -> None:
     app_id = await push.create_app()

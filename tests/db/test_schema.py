@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, inspect, types
+from sqlalchemy import Connection, create_engine, inspect, text, types
 
 from pushserver.db import migrations
 from pushserver.db.engine import Database
@@ -88,3 +89,40 @@ async def test_migrations_match_the_table_models(database: Database) -> None:
 
     async with database.engine.connect() as conn:
         assert await conn.run_sync(differences) == []
+
+
+def test_an_upgraded_sqlite_database_keeps_its_rows_and_never_reuses_an_id(tmp_path: Path) -> None:
+    """0005 rebuilds SQLite's tables with AUTOINCREMENT keys; rows and indexes survive it."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'push.db'}")
+    with engine.begin() as conn:
+        migrations.upgrade(conn, "0004")
+        for appid in (7, 8, 9):
+            conn.execute(
+                text(
+                    "INSERT INTO push_campaign (appid, message, sent, timestamp_created) "
+                    "VALUES (:appid, '{}', 0, CURRENT_TIMESTAMP)"
+                ),
+                {"appid": appid},
+            )
+        conn.execute(text("DELETE FROM push_campaign WHERE appid = 9"))
+        migrations.upgrade(conn)
+        rows = conn.execute(text("SELECT id, appid FROM push_campaign ORDER BY id")).all()
+        assert [tuple(row) for row in rows] == [(1, 7), (2, 8)]
+        conn.execute(
+            text(
+                "INSERT INTO push_campaign (appid, message, sent, timestamp_created) "
+                "VALUES (10, '{}', 0, CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(text("DELETE FROM push_campaign WHERE appid = 10"))
+        conn.execute(
+            text(
+                "INSERT INTO push_campaign (appid, message, sent, timestamp_created) "
+                "VALUES (11, '{}', 0, CURRENT_TIMESTAMP)"
+            )
+        )
+        newest = conn.execute(text("SELECT id FROM push_campaign WHERE appid = 11")).scalar_one()
+        assert newest == 4
+        context = MigrationContext.configure(conn, opts={"compare_type": False})
+        assert list(compare_metadata(context, Base.metadata)) == []
+    engine.dispose()

@@ -20,6 +20,11 @@ NAMING = {
 }
 
 
+# SQLite hands a deleted row's id out again unless the key is declared AUTOINCREMENT; ids here
+# name devices, messages, campaigns and keys in the API, so none may come back.
+NO_ID_REUSE = {"sqlite_autoincrement": True}
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
@@ -30,6 +35,7 @@ class PushDevice(Base):
         UniqueConstraint("app_id", "activation_id"),
         Index(None, "app_id", "push_token"),
         Index(None, "app_id", "user_id"),
+        NO_ID_REUSE,
     )
 
     id: Mapped[int] = mapped_column(Identity64, primary_key=True, autoincrement=True)
@@ -48,6 +54,7 @@ class PushDevice(Base):
 
 class PushCredential(Base):
     __tablename__ = "push_credential"
+    __table_args__ = NO_ID_REUSE
 
     id: Mapped[int] = mapped_column(Identity64, primary_key=True, autoincrement=True)
     app_id: Mapped[int] = mapped_column(BigInteger, unique=True)
@@ -72,7 +79,7 @@ class PushCredential(Base):
 
 class PushMessage(Base):
     __tablename__ = "push_message"
-    __table_args__ = (Index(None, "status", "next_attempt_at"),)
+    __table_args__ = (Index(None, "status", "next_attempt_at"), NO_ID_REUSE)
 
     id: Mapped[int] = mapped_column(Identity64, primary_key=True, autoincrement=True)
     device_registration_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
@@ -100,6 +107,7 @@ class PushMessage(Base):
 
 class PushCampaign(Base):
     __tablename__ = "push_campaign"
+    __table_args__ = NO_ID_REUSE
 
     id: Mapped[int] = mapped_column(Identity64, primary_key=True, autoincrement=True)
     appid: Mapped[int] = mapped_column(BigInteger, index=True)
@@ -113,7 +121,7 @@ class PushCampaign(Base):
 
 class PushCampaignUser(Base):
     __tablename__ = "push_campaign_user"
-    __table_args__ = (UniqueConstraint("campaign_id", "user_id"),)
+    __table_args__ = (UniqueConstraint("campaign_id", "user_id"), NO_ID_REUSE)
 
     id: Mapped[int] = mapped_column(Identity64, primary_key=True, autoincrement=True)
     campaign_id: Mapped[int] = mapped_column(BigInteger, index=True)
@@ -127,6 +135,7 @@ class PushCampaignDevice(Base):
         UniqueConstraint("campaign_id", "platform", "token"),
         Index(None, "next_attempt_at"),
         Index(None, "campaign_id", "status"),
+        NO_ID_REUSE,
     )
 
     id: Mapped[int] = mapped_column(Identity64, primary_key=True, autoincrement=True)
@@ -148,6 +157,7 @@ class PushApiKey(Base):
     """Added table: API keys, stored only as SHA-256 hashes."""
 
     __tablename__ = "push_api_key"
+    __table_args__ = NO_ID_REUSE
 
     id: Mapped[int] = mapped_column(Identity64, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(100))
