@@ -236,6 +236,19 @@ async def test_refusals(push: Push) -> None:
     )
     assert bad_message.status_code == 400
 
+    campaigns = ok(await push.client.get("/push/campaign/list?all=true", headers=push.sender))
+    too_large = await push.client.post(
+        "/push/campaign/create",
+        json={"requestObject": {"appId": app_id, "message": {"body": "x" * 5000}}},
+        headers=push.sender,
+    )
+    assert too_large.status_code == 413
+    error = too_large.json()["responseObject"]
+    assert error["code"] == "ERROR_PAYLOAD_TOO_LARGE"
+    assert [v["fieldName"] for v in error["violations"]] == ["requestObject.message"]
+    after = ok(await push.client.get("/push/campaign/list?all=true", headers=push.sender))
+    assert after == campaigns
+
 
 async def test_one_worker_batch_carries_messages_and_campaign_devices(push: Push) -> None:
     app_id = await push.create_app()

@@ -684,9 +684,13 @@ async def test_apns_payload_over_4096_bytes_is_refused_before_storing(push: Push
     before = await table_rows(push.database)
 
     too_large = _apns_body_of_size(4097)
-    error_of(await push.send(app_id, message(body=too_large)), 413, "ERROR_PAYLOAD_TOO_LARGE")
+    single = error_of(
+        await push.send(app_id, message(body=too_large)), 413, "ERROR_PAYLOAD_TOO_LARGE"
+    )
+    assert [v["fieldName"] for v in single["violations"]] == ["requestObject.message.body"]
     batch = await push.batch(app_id, [message(), message(body=too_large)])
-    error_of(batch, 413, "ERROR_PAYLOAD_TOO_LARGE")
+    error = error_of(batch, 413, "ERROR_PAYLOAD_TOO_LARGE")
+    assert [v["fieldName"] for v in error["violations"]] == ["requestObject.batch[1].body"]
     assert await table_rows(push.database) == before
     assert push.apns_requests() == push.fcm_requests() == push.hms_requests() == []
 
@@ -695,6 +699,30 @@ async def test_apns_payload_over_4096_bytes_is_refused_before_storing(push: Push
     assert result["ios"] == counts(sent=1)
     [apns] = push.apns_requests()
     assert apns.status == 200 and apns.headers["content-length"] == "4096"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"title": "t" * 10_000},
+        {"body": "b" * 100_000},
+        {"title": "t", "bodyLocArgs": ["a" * 5_000]},
+    ],
+    ids=["long-title", "long-body", "long-loc-arg"],
+)
+async def test_oversized_text_is_413_whoever_the_user_has(push: Push, body: Json) -> None:
+    """Text has no length limit of its own: the payload limit answers, with or without an
+    iOS device among the user's, or any device at all."""
+    app_id = await push.create_app()
+    await push.register(app_id, "android", user_id="bob")
+    before = await table_rows(push.database)
+
+    for user in ("alice", "bob"):
+        response = await push.send(app_id, message(user, body=body))
+        error_of(response, 413, "ERROR_PAYLOAD_TOO_LARGE")
+
+    assert await table_rows(push.database) == before
+    assert push.fcm_requests() == []
 
 
 async def test_registrar_key_may_not_send(push: Push) -> None:

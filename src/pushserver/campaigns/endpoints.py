@@ -47,7 +47,7 @@ async def create_campaign(
     envelope: RequestEnvelope[CreateCampaignRequest], context: Context
 ) -> JSONResponse:
     async with context.database.transaction() as session:
-        campaign_id = await service.create(session, envelope.requestObject)
+        campaign_id = await service.create(session, envelope.requestObject, context.settings)
     return ok(CampaignCreated(id=campaign_id))
 
 

@@ -23,7 +23,9 @@ from pushserver.campaigns.schemas import (
 from pushserver.db.models import PushCampaign
 from pushserver.db.types import utcnow
 from pushserver.errors import Conflict, NotFound
+from pushserver.messages import service as messages
 from pushserver.messages.schemas import Message, MessageAttributes, MessageBody
+from pushserver.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +57,19 @@ def _require_editable(row: PushCampaign) -> None:
         raise Conflict(f"campaign {row.id} is already {state}; its users can no longer change")
 
 
-async def create(session: AsyncSession, request: CreateCampaignRequest) -> int:
+async def create(session: AsyncSession, request: CreateCampaignRequest, settings: Settings) -> int:
+    body = json.dumps(
+        request.message.model_dump(mode="json", by_alias=True, exclude_none=True),
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    messages.check_payload_size(
+        body, silent=False, encrypted=False, settings=settings, field="requestObject.message"
+    )
     await applications.require(session, request.app_id)
-    body = request.message.model_dump(mode="json", by_alias=True, exclude_none=True)
     row = PushCampaign(
         appid=request.app_id,
-        message=json.dumps(body, separators=(",", ":"), ensure_ascii=False),
+        message=body,
         sent=False,
         timestamp_created=utcnow(),
     )

@@ -53,7 +53,9 @@ async def send_message(envelope: RequestEnvelope[SendRequest], context: Context)
 )
 async def send_batch(envelope: RequestEnvelope[BatchSendRequest], context: Context) -> JSONResponse:
     request = envelope.requestObject
-    result = await service.send(_sending(context), request.app_id, request.batch, request.mode)
+    result = await service.send(
+        _sending(context), request.app_id, request.batch, request.mode, batch=True
+    )
     _after_queueing(context, request.mode)
     return ok(result)
 

@@ -6,14 +6,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, Field, StringConstraints, field_validator
+from pydantic import AwareDatetime, Field, field_validator
 
 from pushserver.api.envelope import ApiModel
 from pushserver.applications.schemas import AppId
 from pushserver.devices.schemas import ActivationId, UserId
 
-ShortText = Annotated[str, StringConstraints(max_length=1000)]
-LocArgs = Annotated[list[Annotated[str, StringConstraints(max_length=1000)]], Field(max_length=50)]
+# Text fields have no length of their own: what bounds them is the provider's payload limit,
+# checked on the rendered notification (413).
+LocArgs = Annotated[list[str], Field(max_length=50)]
 
 
 class Mode(StrEnum):
@@ -29,16 +30,16 @@ class Priority(StrEnum):
 class MessageBody(ApiModel):
     """The unified body: one shape, rendered for each provider."""
 
-    title: ShortText | None = None
-    title_loc_key: ShortText | None = None
+    title: str | None = None
+    title_loc_key: str | None = None
     title_loc_args: LocArgs | None = None
-    body: Annotated[str, StringConstraints(max_length=4000)] | None = None
-    body_loc_key: ShortText | None = None
+    body: str | None = None
+    body_loc_key: str | None = None
     body_loc_args: LocArgs | None = None
     badge: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
-    sound: ShortText | None = None
-    icon: ShortText | None = None
-    category: ShortText | None = None
+    sound: str | None = None
+    icon: str | None = None
+    category: str | None = None
     collapse_key: str | None = Field(default=None, description="At most 64 bytes (APNs limit)")
     valid_until: AwareDatetime | None = Field(
         default=None, description="ISO 8601 with a zone; never delivered after it"
