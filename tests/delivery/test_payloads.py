@@ -535,6 +535,27 @@ async def test_user_without_devices_gets_zero_counts(push: Push) -> None:
     assert push.apns_requests() == []
 
 
+async def test_nulls_take_the_defaults(push: Push) -> None:
+    """A client that writes every field sends null for what it never set: the defaults hold
+    (SYNCHRONOUS, HIGH, not silent, not personal, not encrypted)."""
+    app_id, _ = await push.app_with_devices()
+    body = message(
+        priority=None,
+        activationId=None,
+        attributes={"silent": None, "personal": None, "encrypted": None},
+        body={"title": "Hello", "body": "World", "titleLocKey": None, "badge": None},
+    )
+    result = await push.send_ok(app_id, body, mode=None)  # type: ignore[arg-type]
+    assert result["mode"] == "SYNCHRONOUS"
+    assert result["ios"] == result["android"] == result["huawei"] == counts(sent=1)
+    [apns] = push.apns_requests()
+    assert apns.headers["apns-priority"] == "10" and apns.headers["apns-push-type"] == "alert"
+    assert apns.body == {"aps": {"alert": {"title": "Hello", "body": "World"}}}
+
+    no_attributes = await push.send_ok(app_id, message(attributes=None))
+    assert no_attributes["ios"] == counts(sent=1)
+
+
 # Modes and batches
 
 

@@ -5,16 +5,45 @@ from __future__ import annotations
 from typing import Any, Generic, Literal, TypeVar
 
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 T = TypeVar("T")
 
 
 class ApiModel(BaseModel):
-    """Base of every API payload: camelCase on the wire, unknown request fields ignored."""
+    """Base of every API payload: camelCase on the wire, unknown request fields ignored, and a
+    null where a field has a default taken as the default (clients that write every field of
+    their own classes send ``"mode": null`` for a mode they never set)."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_means_default(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        defaulted = _defaulted_keys(cls)
+        if not any(value is None and key in defaulted for key, value in data.items()):
+            return data
+        return {k: v for k, v in data.items() if v is not None or k not in defaulted}
+
+
+_DEFAULTED: dict[type[BaseModel], frozenset[str]] = {}
+
+
+def _defaulted_keys(model: type[BaseModel]) -> frozenset[str]:
+    """The names and aliases of a model's fields that have a default."""
+    keys = _DEFAULTED.get(model)
+    if keys is None:
+        keys = frozenset(
+            key
+            for name, field in model.model_fields.items()
+            if not field.is_required()
+            for key in (name, field.alias or name)
+        )
+        _DEFAULTED[model] = keys
+    return keys
 
 
 class RequestEnvelope(BaseModel, Generic[T]):
