@@ -265,7 +265,7 @@ class Push:
         device: Device,
         answer: str,
         *,
-        retry_after: int | None = None,
+        retry_after: int | str | None = None,
         times: int | None = None,
         message: str | None = None,
     ) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import httpx
 import pytest
@@ -481,6 +482,45 @@ async def test_no_retry_is_planned_past_valid_until(push: Push) -> None:
         "validUntil passes before the next attempt; last: APNs 503 ServiceUnavailable"
     )
     assert await push.device_exists(device)
+
+
+async def test_retry_after_as_an_http_date_is_honoured(push: Push) -> None:
+    app_id, device = await one_device(push, "android")
+    when = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=40)
+    push.program(device, "UNAVAILABLE", retry_after=format_datetime(when, usegmt=True), times=1)
+
+    sent = await send_to(push, app_id, device)
+
+    due = await assert_retry_planned(push, sent, "FCM 503 UNAVAILABLE", (30, 41))
+    assert abs((due - when).total_seconds()) < 1.5
+    await assert_sent_on_retry(push, sent)
+
+
+async def test_an_fcm_404_about_the_url_keeps_the_devices(
+    push: Push, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only UNREGISTERED says a token is dead; a 404 without it (a wrong FCM URL or project) is
+    the operator's to fix, and deleting every Android device would lose them all."""
+    wrong = push.settings.fcm_url.rstrip("/") + "/elsewhere"
+    server = create_app(push.settings.model_copy(update={"fcm_url": wrong}))
+    app_id, device = await one_device(push, "android")
+
+    async with server.router.lifespan_context(server):
+        transport = httpx.ASGITransport(app=server, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            response = await client.post(
+                SEND,
+                headers=push.sender,
+                json={"requestObject": {"appId": app_id, "message": message()}},
+            )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["responseObject"]["android"] == counts(failed=1)
+    detail = await push.detail((await push.row_for(device)).id)
+    assert detail["status"] == "FAILED"
+    assert detail["lastError"].startswith("FCM 404 NOT_FOUND"), detail["lastError"]
+    assert await push.device_exists(device)
+    assert warned_about(caplog, app_id, "android")
 
 
 # Connections that fail under the sender

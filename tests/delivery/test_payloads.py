@@ -149,7 +149,7 @@ async def test_full_alert_message(push: Push) -> None:
     apns_id = wire.apns.headers["apns-id"]
     assert str(uuid.UUID(apns_id)) == apns_id.lower()
     header, claims = push.apns_jwt(wire.apns)
-    assert header["alg"] == "ES256" and header["kid"] == push.apns_key.key_id
+    assert header == {"alg": "ES256", "kid": push.apns_key.key_id}
     assert set(claims) == {"iss", "iat"} and claims["iss"] == push.apns_key.team_id
     assert int(wire.sent_at) <= claims["iat"] <= time.time()
     assert wire.apns.body == FULL_APNS_PAYLOAD

@@ -479,7 +479,7 @@ class ApnsControls(Controls):
         *,
         status: int | None = None,
         timestamp: int | None = None,
-        retry_after: int | None = None,
+        retry_after: int | str | None = None,
         times: int | None = None,
         delay: float | None = None,
         hang: bool = False,

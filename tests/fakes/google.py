@@ -738,7 +738,7 @@ class GoogleControls(Controls):
         *,
         message: str | None = None,
         status: int | None = None,
-        retry_after: int | None = None,
+        retry_after: int | str | None = None,
         times: int | None = None,
         delay: float | None = None,
         hang: bool = False,

@@ -432,7 +432,7 @@ class HmsControls(Controls):
         *,
         msg: str | None = None,
         status: int | None = None,
-        retry_after: int | None = None,
+        retry_after: int | str | None = None,
         times: int | None = None,
         delay: float | None = None,
         hang: bool = False,

@@ -49,7 +49,8 @@ class ApnsToken:
             {"iss": self._team_id, "iat": int(now)},
             self._key,
             algorithm="ES256",
-            headers={"kid": self._key_id},
+            # Apple's header is exactly {"alg", "kid"}: no "typ".
+            headers={"kid": self._key_id, "typ": None},
         )
         self._issued = now
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from enum import Enum
 from typing import Any
 
@@ -30,14 +32,22 @@ class Outcome:
 SENT = Outcome(Verdict.SENT)
 
 
-def retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds form; dates are treated as absent)."""
+def retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from a Retry-After header, in either of its forms: delta-seconds or an HTTP
+    date (seconds from ``now`` until then, 0 once it has passed)."""
     if not value:
         return None
+    value = value.strip()
     try:
-        seconds = float(value.strip())
+        seconds = float(value)
     except ValueError:
-        return None
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
     return seconds if seconds >= 0 else None
 
 
@@ -105,6 +115,13 @@ def _fcm_error(body: bytes) -> tuple[str | None, str, str]:
     return code, str(error.get("status") or ""), str(error.get("message") or "")
 
 
+# FCM's INVALID_ARGUMENT covers any bad field; only this wording is about the token itself:
+# "The registration token is not a valid FCM registration token", "Invalid registration token".
+_INVALID_TOKEN = re.compile(
+    r"registration token is not a valid|invalid (fcm )?registration token", re.IGNORECASE
+)
+
+
 def fcm(status: int, body: bytes, retry_after_header: str | None) -> Outcome:
     if status == 200:
         return SENT
@@ -112,12 +129,14 @@ def fcm(status: int, body: bytes, retry_after_header: str | None) -> Outcome:
     error = f"FCM {status} {code or google_status or 'error'}: {message}".rstrip(": ")
     wait_s = retry_after(retry_after_header)
 
-    if code == "UNREGISTERED" or (code is None and status == 404 and google_status == "NOT_FOUND"):
+    if code in ("UNREGISTERED", "SENDER_ID_MISMATCH"):
         return Outcome(Verdict.DEAD_TOKEN, error)
-    if code == "SENDER_ID_MISMATCH":
-        return Outcome(Verdict.DEAD_TOKEN, error)
+    if code is None and status == 404:
+        # Not an answer about the token (that carries UNREGISTERED) but about the project or
+        # the URL: a configuration problem, and the devices are kept.
+        return Outcome(Verdict.FAILED, error, credential_problem=True)
     if code == "INVALID_ARGUMENT" or (code is None and status == 400):
-        if "registration token" in message.lower():
+        if _INVALID_TOKEN.search(message):
             return Outcome(Verdict.DEAD_TOKEN, error)
         return Outcome(Verdict.FAILED, error)
     if code == "THIRD_PARTY_AUTH_ERROR":
