@@ -15,6 +15,7 @@ from pushserver.api.auth import Authentication
 from pushserver.api.context import AppContext
 from pushserver.api.limits import JsonBodies
 from pushserver.api.metrics import RequestMetrics
+from pushserver.api.ratelimit import RequestRate
 from pushserver.applications.endpoints import router as applications_router
 from pushserver.campaigns.endpoints import router as campaigns_router
 from pushserver.db.engine import Database
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             keys=KeyVerifier(settings.api_key_cache_s),
             registry=registry,
             powerauth=PowerAuthClient.from_settings(settings),
+            rate=RequestRate(settings.rate_limit) if settings.rate_limit else None,
         )
         worker_task = None
         if settings.runs_worker_in_serve:

@@ -6,6 +6,7 @@ import ipaddress
 from pathlib import Path
 from typing import Literal
 
+import limits
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -95,6 +96,11 @@ class Settings(BaseSettings):
         default="Open the app to read it", min_length=1, max_length=1000
     )
 
+    rate_limit: str | None = Field(
+        default=None,
+        description='Requests per API key and process, e.g. "100/second"; unset: no limit',
+    )
+
     application_name: str = "push-server"
     application_display_name: str = "Push Server"
     application_environment: str = "production"
@@ -116,6 +122,19 @@ class Settings(BaseSettings):
         if not url.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return url
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            limits.parse(value.strip())
+        except ValueError:
+            raise ValueError(
+                'must be a count per period, e.g. "100/second" or "6000/minute"'
+            ) from None
+        return value.strip()
 
     @property
     def resolved_database_url(self) -> str:

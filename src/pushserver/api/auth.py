@@ -75,8 +75,12 @@ class Authentication:
             principal = await authenticate(context, authorization)
             if principal.role not in admitted_roles(path):
                 raise Forbidden(f"the role {principal.role.value} may not call this endpoint")
+            if context.rate is not None:
+                await context.rate.admit(str(principal.key_id))
         except PushServerError as exc:
-            response = error_response(exc.status_code, exc.code, exc.message)
+            response = error_response(
+                exc.status_code, exc.code, exc.message, headers=exc.headers or None
+            )
             await response(scope, receive, send)
             return
 

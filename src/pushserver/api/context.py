@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from pushserver.api.ratelimit import RequestRate
 from pushserver.db.engine import Database
 from pushserver.delivery.registry import SenderRegistry
 from pushserver.delivery.worker import Worker
@@ -25,6 +26,8 @@ class AppContext:
     worker: Worker | None = None
     # None when no PowerAuth Server is configured.
     powerauth: PowerAuthClient | None = None
+    # None when no rate limit is configured.
+    rate: RequestRate | None = None
 
 
 def get_context(request: Request) -> AppContext:

@@ -101,6 +101,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         401: "Missing or unknown API key (ERROR_UNAUTHORIZED)",
         403: "The key's role does not allow this endpoint (ERROR_FORBIDDEN)",
         413: "Request body or resulting push payload over its limit (ERROR_PAYLOAD_TOO_LARGE)",
+        429: "The API key is over the configured rate (ERROR_RATE_LIMITED, with Retry-After)",
         500: "A bug in the server (ERROR_GENERIC)",
         503: "Database unavailable or shutting down (ERROR_UNAVAILABLE)",
     }.items()
