@@ -58,11 +58,7 @@ def _require_editable(row: PushCampaign) -> None:
 
 
 async def create(session: AsyncSession, request: CreateCampaignRequest, settings: Settings) -> int:
-    body = json.dumps(
-        request.message.model_dump(mode="json", by_alias=True, exclude_none=True),
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
+    body = messages.body_json(request.message)
     messages.check_payload_size(
         body, silent=False, encrypted=False, settings=settings, field="requestObject.message"
     )

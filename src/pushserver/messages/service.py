@@ -29,6 +29,7 @@ from pushserver.messages.schemas import (
     SENT,
     STATUS_VALUES,
     Message,
+    MessageBody,
     MessageDetail,
     Mode,
     PlatformCounts,
@@ -50,9 +51,10 @@ class Sending:
     registry: SenderRegistry
 
 
-def body_json(message: Message) -> str:
-    body = message.body.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+def body_json(body: MessageBody) -> str:
+    """The unified body as stored in ``message_body`` and ``push_campaign.message``."""
+    document = body.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
 
 
 def check_payload_size(
@@ -75,7 +77,12 @@ def check_payload_size(
 
 
 async def _log_rows(
-    session: AsyncSession, sending: Sending, app_id: int, messages: Sequence[Message], mode: Mode
+    session: AsyncSession,
+    sending: Sending,
+    app_id: int,
+    messages: Sequence[Message],
+    bodies: Sequence[str],
+    mode: Mode,
 ) -> tuple[list[int], list[dict[str, Any]]]:
     """Insert one PENDING row per message and device; the ids and the rows."""
     settings = sending.settings
@@ -92,8 +99,7 @@ async def _log_rows(
         by_user[device.user_id].append(device)
 
     rows: list[dict[str, Any]] = []
-    for message in messages:
-        body = body_json(message)
+    for message, body in zip(messages, bodies, strict=True):
         attributes = message.attributes
         targets = [
             device
@@ -150,9 +156,10 @@ async def send(
                 Violation("requestObject.batch", f"at most {settings.max_batch_size} messages")
             ],
         )
-    for index, message in enumerate(messages):
+    bodies = [body_json(message.body) for message in messages]
+    for index, (message, body) in enumerate(zip(messages, bodies, strict=True)):
         check_payload_size(
-            body_json(message),
+            body,
             silent=message.attributes.silent,
             encrypted=message.attributes.encrypted,
             settings=settings,
@@ -160,7 +167,7 @@ async def send(
         )
     async with sending.database.transaction() as session:
         await applications.require(session, app_id)
-        ids, rows = await _log_rows(session, sending, app_id, messages, mode)
+        ids, rows = await _log_rows(session, sending, app_id, messages, bodies, mode)
         queued: list[Job] = []
         if mode is Mode.SYNCHRONOUS:
             queued = [
