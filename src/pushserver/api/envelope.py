@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any, Generic, Literal, TypeVar
 
 from fastapi.responses import JSONResponse
@@ -29,21 +30,15 @@ class ApiModel(BaseModel):
         return {k: v for k, v in data.items() if v is not None or k not in defaulted}
 
 
-_DEFAULTED: dict[type[BaseModel], frozenset[str]] = {}
-
-
+@cache
 def _defaulted_keys(model: type[BaseModel]) -> frozenset[str]:
     """The names and aliases of a model's fields that have a default."""
-    keys = _DEFAULTED.get(model)
-    if keys is None:
-        keys = frozenset(
-            key
-            for name, field in model.model_fields.items()
-            if not field.is_required()
-            for key in (name, field.alias or name)
-        )
-        _DEFAULTED[model] = keys
-    return keys
+    return frozenset(
+        key
+        for name, field in model.model_fields.items()
+        if not field.is_required()
+        for key in (name, field.alias or name)
+    )
 
 
 class RequestEnvelope(BaseModel, Generic[T]):

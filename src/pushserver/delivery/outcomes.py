@@ -32,9 +32,9 @@ class Outcome:
 SENT = Outcome(Verdict.SENT)
 
 
-def retry_after(value: str | None, now: datetime | None = None) -> float | None:
+def retry_after(value: str | None) -> float | None:
     """Seconds from a Retry-After header, in either of its forms: delta-seconds or an HTTP
-    date (seconds from ``now`` until then, 0 once it has passed)."""
+    date (seconds from now until then, 0 once it has passed)."""
     if not value:
         return None
     value = value.strip()
@@ -47,7 +47,7 @@ def retry_after(value: str | None, now: datetime | None = None) -> float | None:
             return None
         if when.tzinfo is None:
             return None
-        return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+        return max(0.0, (when - datetime.now(UTC)).total_seconds())
     return seconds if seconds >= 0 else None
 
 
